@@ -1,0 +1,45 @@
+# hailo-ollama-service developer targets. The test command of the README is
+# `make check`; it is what .ci/run calls.
+PYTHON ?= /usr/bin/python3
+PYTEST = $(PYTHON) -m pytest
+VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null || sed -n '1s/.*(\(.*\)).*/\1/p' debian/changelog)
+
+.PHONY: all test test-unit test-standin test-package test-system check deb standin-debs generate bench clean
+
+all: test
+
+## Unit tests: no root, seconds.
+test test-unit:
+	$(PYTEST) tests/unit
+
+test-standin:
+	$(PYTEST) tests/standin
+
+## Package tests: build the .deb, lintian, contents, shellcheck (root).
+test-package:
+	$(PYTEST) tests/package
+
+## Booted-container life cycle (root, systemd-nspawn, mmdebstrap).
+test-system:
+	$(PYTEST) -m system tests/system
+
+## Everything: what the README's test command and CI run.
+check: test-unit test-standin test-package test-system
+
+deb:
+	tools/build-deb --outdir dist
+
+standin-debs:
+	tests/standin/build-debs dist/standin
+
+## Regenerate the files derived from the settings schema.
+generate:
+	$(PYTHON) -m hailo_ollama_service.generate conffile > etc/hailo/hailo-ollama.yaml
+	$(PYTHON) -m hailo_ollama_service.generate templates > debian/templates
+
+bench:
+	$(PYTHON) bench/render_bench.py
+
+clean:
+	rm -rf dist build .pytest_cache *.egg-info
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,85 @@
+"""Talking to the running server: where it is and whether it answers.
+
+Uses http.client (not requests) for the probes that run at every service
+start, so that start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from typing import Any, Callable
+
+from hailo_ollama_service.schema import Value
+
+
+def client_host(listen_host: str) -> str:
+    """Map a listen address to one a local client can connect to.
+
+    0.0.0.0 -> 127.0.0.1 and :: -> ::1; anything else is returned as is.
+    """
+    if listen_host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if listen_host in ("::", "[::]"):
+        return "::1"
+    return listen_host
+
+
+def base_url(values: dict[str, Value]) -> str:
+    """Return ``http://host:port`` of the API for the effective settings."""
+    host = client_host(str(values["server.host"]))
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{values['server.port']}"
+
+
+def get_json(host: str, port: int, path: str, timeout: float) -> tuple[int, Any]:
+    """GET ``path`` and decode a JSON answer.
+
+    Returns (status, decoded body or None); raises OSError/HTTPException on
+    connection problems or when the server is slower than ``timeout``.
+    """
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Accept": "application/json"})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(body)
+    except ValueError:
+        return response.status, None
+
+
+def version(host: str, port: int, timeout: float = 2.0) -> str | None:
+    """Return the server's ``/api/version`` string, or None if it does not answer."""
+    try:
+        status, body = get_json(host, port, "/api/version", timeout)
+    except (OSError, http.client.HTTPException):
+        return None
+    if status == 200 and isinstance(body, dict) and isinstance(body.get("version"), str):
+        return body["version"]
+    return None
+
+
+def wait_ready(host: str, port: int, timeout: float, interval: float = 0.25,
+               clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> str | None:
+    """Poll ``/api/version`` until it answers or ``timeout`` seconds pass.
+
+    Each probe is bounded by the time left, so a server that accepts and
+    never answers cannot stretch the wait. Returns the version or None.
+    """
+    deadline = clock() + timeout
+    while True:
+        left = deadline - clock()
+        if left <= 0:
+            return None
+        found = version(host, port, timeout=max(0.05, min(2.0, left)))
+        if found is not None:
+            return found
+        left = deadline - clock()
+        if left <= 0:
+            return None
+        sleep(min(interval, left))

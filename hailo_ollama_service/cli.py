@@ -1,0 +1,234 @@
+"""The ``hailo-ollama-service`` command line.
+
+Each subcommand imports only what it needs: ``render`` runs at every
+service start and every conffile edit. Errors are one line on stderr, never
+a traceback (set HAILO_OLLAMA_DEBUG=1 to see one for an internal error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable, Sequence
+
+from hailo_ollama_service import __version__
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _err(message: str) -> None:
+    print(f"hailo-ollama-service: {message}", file=sys.stderr, flush=True)
+
+
+def _paths(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from hailo_ollama_service.paths import make_paths
+    return make_paths(args.root)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Render every output; see render.apply."""
+    from hailo_ollama_service.render import apply
+    result = apply(_paths(args), args.keep_last_good, args.try_restart,
+                   report=lambda line: print(line, flush=True))
+    for warning in result.warnings:
+        _err(f"warning: {warning}")
+    if result.error:
+        _err(f"error: {result.error}")
+    if not result.changed:
+        print("unchanged")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the effective settings, one file, or one KEY=VALUE."""
+    from pathlib import Path
+
+    from hailo_ollama_service import settings
+    if args.value:
+        settings.parse_assignment(args.value)
+    elif args.file:
+        settings.read_layer(Path(args.file))
+    else:
+        settings.load(_paths(args))
+    print("ok")
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print every effective value and where it came from."""
+    from hailo_ollama_service import settings
+    from hailo_ollama_service.schema import SETTINGS
+    paths = _paths(args)
+    effective = settings.load(paths)
+    if args.json:
+        doc = {key: {"value": effective.values[key], "source": effective.sources[key]}
+               for key in effective.values}
+        print(json.dumps(doc, indent=2))
+    elif args.debconf:
+        for setting in SETTINGS:
+            if not setting.question:
+                continue
+            source = effective.sources[setting.key]
+            kind = ("default" if source == "default" else
+                    "conffile" if source == str(paths.conffile) else "debconf")
+            print(f"{setting.question}|{effective.values[setting.key]}|{kind}")
+    else:
+        width = max(len(s.key) for s in SETTINGS)
+        for setting in SETTINGS:
+            value = effective.values[setting.key]
+            shown = json.dumps(value) if isinstance(value, str) else str(value)
+            print(f"{setting.key:<{width}}  {shown:<22}  {effective.sources[setting.key]}")
+    return EXIT_OK
+
+
+def cmd_debconf_layer(args: argparse.Namespace) -> int:
+    """Print the YAML of the debconf layer for KEY=VALUE answers."""
+    from hailo_ollama_service import settings
+    values = dict(settings.parse_assignment(item) for item in args.assignments)
+    text = settings.layer_yaml(values, "Answers given to debconf (install, dpkg-reconfigure, preseed).\n"
+                               "Written by the package; change them with: sudo dpkg-reconfigure "
+                               "hailo-ollama-service\nSettings in /etc/hailo/hailo-ollama.yaml win over "
+                               "these.")
+    settings.parse_layer(text, "debconf answers")
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _endpoint(args: argparse.Namespace) -> tuple[str, int, str]:
+    from hailo_ollama_service import api, settings
+    values = settings.load(_paths(args)).values
+    return api.client_host(str(values["server.host"])), int(values["server.port"]), api.base_url(values)
+
+
+def cmd_wait_ready(args: argparse.Namespace) -> int:
+    """Wait until the API answers; exit 0 when it does, 1 on timeout."""
+    from hailo_ollama_service import api
+    host, port, url = _endpoint(args)
+    found = api.wait_ready(host, port, args.timeout)
+    if found is None:
+        _err(f"no answer from {url}/api/version within {args.timeout:g} s")
+        return EXIT_FAIL
+    if not args.quiet:
+        print(f"{url} answers (version {found})")
+    return EXIT_OK
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    """Print postinst's warnings; always succeeds."""
+    from hailo_ollama_service import checks
+    try:
+        _host, port, _url = _endpoint(args)
+    except Exception as err:  # invalid settings: render reports them
+        _err(f"warning: {err}")
+        return EXIT_OK
+    for warning in checks.preflight(port, _paths(args).root):
+        _err(f"warning: {warning}")
+    return EXIT_OK
+
+
+def cmd_postinst_report(args: argparse.Namespace) -> int:
+    """Wait (bounded) for the API and print the outcome; always succeeds."""
+    from hailo_ollama_service import api
+    hint = "see: journalctl -u hailo-ollama.service -n 100 --no-pager"
+    try:
+        host, port, url = _endpoint(args)
+    except Exception as err:
+        _err(f"warning: {err}; {hint}")
+        return EXIT_OK
+    found = api.wait_ready(host, port, args.timeout)
+    if found is not None:
+        print(f"hailo-ollama is running: {url} (API version {found})")
+    else:
+        _err(f"warning: hailo-ollama did not answer on {url} within {args.timeout:g} s; {hint}")
+    return EXIT_OK
+
+
+def cmd_warmup(args: argparse.Namespace) -> int:
+    """Pull warmup.model if set and missing, then load it with a tiny chat."""
+    from hailo_ollama_service import settings, warmup
+    values = settings.load(_paths(args)).values
+    return warmup.run(values, log=lambda line: print(line, flush=True))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="hailo-ollama-service",
+        description="Manage the hailo-ollama service: render its configuration, check settings, "
+                    "wait for the API.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--root", metavar="DIR", default=os.environ.get("HAILO_OLLAMA_ROOT"),
+                        help="treat DIR as / for every file (tests, images); default $HAILO_OLLAMA_ROOT or /")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("render", help="write the upstream JSON, environment, drop-in and data directory",
+                       description="Render the settings into /etc/xdg/hailo-ollama/hailo-ollama.json, "
+                       "/run/hailo-ollama/hailo-ollama.env, the systemd drop-in and /var/lib/hailo-ollama. "
+                       "Prints 'changed: PATH' per changed file or 'unchanged'.")
+    p.add_argument("--keep-last-good", action="store_true",
+                   help="on invalid settings, report the error and keep serving the previous output")
+    p.add_argument("--try-restart", action="store_true",
+                   help="restart hailo-ollama.service (if running) when an output changed")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("check", help="validate the settings (like nginx -t)",
+                       description="Validate the effective settings, or only FILE, or one KEY=VALUE.")
+    p.add_argument("file", nargs="?", help="a settings file to validate on its own")
+    p.add_argument("--value", metavar="KEY=VALUE", help="validate one value, e.g. server.port=11500")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("config", help="show every effective setting and where it came from")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help="print JSON: {key: {value, source}}")
+    group.add_argument("--debconf", action="store_true",
+                       help="print question|value|source lines for the debconf config script")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("debconf-layer", help="print the debconf layer YAML for KEY=VALUE answers")
+    p.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_debconf_layer)
+
+    p = sub.add_parser("wait-ready", help="wait until GET /api/version answers",
+                       description="Poll /api/version on the configured host and port until it answers "
+                       "(exit 0) or the timeout passes (exit 1).")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds to wait (default 60)")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=cmd_wait_ready)
+
+    p = sub.add_parser("preflight", help="warn about a missing binary or device, or a port in use")
+    p.set_defaults(func=cmd_preflight)
+
+    p = sub.add_parser("postinst-report", help="wait (bounded) for the API and say how to debug if it fails")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait (default 30)")
+    p.set_defaults(func=cmd_postinst_report)
+
+    p = sub.add_parser("warmup", help="pull warmup.model if missing and load it once")
+    p.set_defaults(func=cmd_warmup)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    from hailo_ollama_service.fsutil import WriteError
+    from hailo_ollama_service.settings import ConfigError
+    try:
+        return func(args)
+    except (ConfigError, WriteError) as err:
+        _err(f"error: {err}")
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+    except OSError as err:
+        _err(f"error: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}")
+        return EXIT_FAIL
+    except Exception as err:  # a bug: one line, unless debugging
+        if os.environ.get("HAILO_OLLAMA_DEBUG"):
+            raise
+        _err(f"internal error: {type(err).__name__}: {err} (run with HAILO_OLLAMA_DEBUG=1 for details)")
+        return 70
