@@ -21,6 +21,7 @@ MAX_BYTES = 1024 * 1024
 _ALLOWED_TAGS = {
     "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null", "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq",
 }
 
 
@@ -111,12 +112,12 @@ def _compose(text: str, where: str) -> yaml.Node | None:
 def _scalar(node: yaml.Node, where: str, key: str) -> object:
     """Construct the plain Python value of a scalar node; raise ConfigError."""
     line = node.start_mark.line + 1
+    if node.tag not in _ALLOWED_TAGS:
+        raise ConfigError(where, f"unsupported YAML tag {node.tag}", line, key)
     if isinstance(node, yaml.MappingNode):
         return {}
     if isinstance(node, yaml.SequenceNode):
         return []
-    if node.tag not in _ALLOWED_TAGS:
-        raise ConfigError(where, f"unsupported YAML tag {node.tag}", line, key)
     try:
         return yaml.SafeLoader("").construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError) as err:

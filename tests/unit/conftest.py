@@ -1,0 +1,30 @@
+"""Shared fixtures: a scratch root with the package's paths below it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+for entry in (str(REPO), str(Path(__file__).resolve().parent)):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+from hailo_ollama_service.paths import Paths, make_paths  # noqa: E402
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
+    """Paths below an empty scratch root (no conffile, no upstream files)."""
+    return make_paths(tmp_path, environ={})
+
+
+@pytest.fixture
+def fake_api():
+    """A running FakeApi, stopped after the test."""
+    from unit_helpers import FakeApi
+    api = FakeApi()
+    yield api
+    api.close()

@@ -1,0 +1,121 @@
+"""Tests of schema.py: the validators and the schema itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from hailo_ollama_service import schema
+from hailo_ollama_service.schema import SettingError
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0", "127.0.0.1", "::", "::1", "fe80::1", "localhost",
+                                   "dev-public.hailo.ai", "pi5.local", "a-b.c"])
+def test_hosts_that_are_addresses_or_names_are_accepted(value):
+    assert schema.check_host(value) == value
+
+
+@pytest.mark.parametrize("value", ["", "bad_host!", "-leading.dash", "a..b", "999.1.1.1", "x" * 64, "1.2.3"])
+def test_hosts_that_are_neither_addresses_nor_names_are_refused(value):
+    with pytest.raises(SettingError, match="IPv4 or IPv6 address or a host name"):
+        schema.check_host(value)
+
+
+def test_a_host_given_as_a_number_is_refused_as_not_a_string():
+    with pytest.raises(SettingError, match="must be a string, not the number 5"):
+        schema.check_host(5)
+
+
+@pytest.mark.parametrize("value", [1, 80, 11434, 65535])
+def test_ports_from_1_to_65535_are_accepted(value):
+    assert schema.check_port(value) == value
+
+
+@pytest.mark.parametrize("value,message", [(0, "from 1 to 65535, not 0"), (65536, "not 65536"),
+                                           (-1, "not -1"), ("11434", "not the string '11434'"),
+                                           (True, "not the boolean true"), (1.5, "not the number 1.5"),
+                                           (None, "not an empty value")])
+def test_ports_outside_the_range_or_of_the_wrong_type_are_refused(value, message):
+    with pytest.raises(SettingError, match=message):
+        schema.check_port(value)
+
+
+def test_the_poll_time_is_a_16_bit_number_of_milliseconds():
+    assert schema.check_poll_ms(65535) == 65535
+    with pytest.raises(SettingError):
+        schema.check_poll_ms(0)
+    with pytest.raises(SettingError):
+        schema.check_poll_ms(65536)
+
+
+@pytest.mark.parametrize("value", ["512M", "4G", "1T", "1024", "50%", "12.5%", "infinity"])
+def test_systemd_sizes_are_accepted_as_memory_limits(value):
+    assert schema.check_size(value) == value
+
+
+@pytest.mark.parametrize("value", ["4X", "4 G", "-1G", "0", "101%", "G", "unlimited", ""])
+def test_things_that_are_not_systemd_sizes_are_refused(value):
+    with pytest.raises(SettingError, match="size like 512M"):
+        schema.check_size(value)
+
+
+@pytest.mark.parametrize("value", ["80%", "1%", "200%", "infinity"])
+def test_percentages_are_accepted_as_cpu_quota(value):
+    assert schema.check_percent(value) == value
+
+
+@pytest.mark.parametrize("value", ["80", "0%", "80.5%", "%", "lots"])
+def test_things_that_are_not_percentages_are_refused_as_cpu_quota(value):
+    with pytest.raises(SettingError, match="percentage"):
+        schema.check_percent(value)
+
+
+def test_an_unquoted_number_as_cpu_quota_is_refused_with_a_hint_to_quote_it():
+    with pytest.raises(SettingError, match='quoted percentage like "80%", not the number 80'):
+        schema.check_percent(80)
+
+
+@pytest.mark.parametrize("value", ["", "qwen2:1.5b", "llama3.2:3b", "deepseek_r1_distill_qwen:1.5b", "qwen2"])
+def test_model_names_and_empty_are_accepted_as_warmup_model(value):
+    assert schema.check_model(value) == value
+
+
+def test_an_empty_warmup_model_may_be_written_as_null():
+    assert schema.check_model(None) == ""
+
+
+@pytest.mark.parametrize("value", ["qwen2 1.5b", ":tag", "a:b:c", "x;rm -rf"])
+def test_malformed_model_names_are_refused(value):
+    with pytest.raises(SettingError, match="model name"):
+        schema.check_model(value)
+
+
+def test_group_ids_are_short_tokens_or_empty():
+    assert schema.check_group_id("SHARED") == "SHARED"
+    assert schema.check_group_id("") == ""
+    with pytest.raises(SettingError):
+        schema.check_group_id("two words")
+
+
+def test_debconf_text_is_converted_to_the_settings_type():
+    assert schema.BY_KEY["server.port"].parse_text(" 11500 ") == 11500
+    assert schema.BY_KEY["server.host"].parse_text("127.0.0.1") == "127.0.0.1"
+    with pytest.raises(SettingError, match="whole number"):
+        schema.BY_KEY["server.port"].parse_text("11500x")
+
+
+def test_the_defaults_are_the_values_of_the_design():
+    assert schema.DEFAULTS == {
+        "server.host": "0.0.0.0", "server.port": 11434, "library.host": "dev-public.hailo.ai",
+        "library.port": 443, "main_poll_time_ms": 200, "resource_limits.memory_max": "4G",
+        "resource_limits.cpu_quota": "80%", "device.group_id": "", "warmup.model": ""}
+
+
+def test_every_default_passes_its_own_validator():
+    for setting in schema.SETTINGS:
+        assert setting.check(setting.default) == setting.default
+
+
+def test_debconf_question_names_are_unique_and_every_setting_but_the_poll_time_has_one():
+    questions = [s.question for s in schema.SETTINGS if s.question]
+    assert len(questions) == len(set(questions))
+    assert {s.key for s in schema.SETTINGS if not s.question} == {"main_poll_time_ms"}
