@@ -116,8 +116,8 @@ def port_holder(port: int, root: Path = Path("/")) -> PortHolder | None:
     return PortHolder(None, "", "", "")
 
 
-def port_warning(port: int, root: Path = Path("/")) -> str | None:
-    """Return a one-line warning with the fix when another program holds ``port``."""
+def port_problem(port: int, root: Path = Path("/")) -> tuple[str, str] | None:
+    """Return (what, fix) when another program holds ``port``, else None."""
     holder = port_holder(port, root)
     if holder is None or holder.is_ours:
         return None
@@ -127,8 +127,14 @@ def port_warning(port: int, root: Path = Path("/")) -> str | None:
         fix = f"stop it (kill {holder.pid})"
     else:
         fix = "stop that program"
-    return (f"port {port} is already in use by {holder.describe()}: hailo-ollama cannot listen there; "
+    return (f"port {port} is already in use by {holder.describe()}: hailo-ollama cannot listen there",
             f"{fix}, or choose another port with 'sudo dpkg-reconfigure hailo-ollama-service'")
+
+
+def port_warning(port: int, root: Path = Path("/")) -> str | None:
+    """Return a one-line warning with the fix when another program holds ``port``."""
+    problem = port_problem(port, root)
+    return f"{problem[0]}; {problem[1]}" if problem else None
 
 
 def device_nodes(root: Path = Path("/")) -> list[str]:
@@ -145,17 +151,24 @@ def binary_present(root: Path = Path("/")) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+def binary_problem(root: Path = Path("/")) -> tuple[str, str] | None:
+    """Return (what, fix) when the upstream server is not installed, else None."""
+    if binary_present(root):
+        return None
+    return (f"{UPSTREAM_BINARY} is missing",
+            "install Hailo's hailo-gen-ai-model-zoo package from the Hailo Developer Zone")
+
+
+def device_problem(root: Path = Path("/")) -> tuple[str, str] | None:
+    """Return (what, fix) when no Hailo device node exists, else None."""
+    if device_nodes(root):
+        return None
+    return ("no Hailo device (/dev/hailo0 or /dev/h1x-0): the API works, but chat and generate fail",
+            "install the driver (sudo apt install dkms hailo-h10-all), seat the HAT and reboot; "
+            "check with 'hailortcli fw-control identify'")
+
+
 def preflight(port: int, root: Path = Path("/")) -> list[str]:
-    """Return postinst's warnings (each one line, with its fix)."""
-    warnings = []
-    if not binary_present(root):
-        warnings.append(f"{UPSTREAM_BINARY} is missing: install Hailo's hailo-gen-ai-model-zoo package "
-                        "from the Hailo Developer Zone")
-    if not device_nodes(root):
-        warnings.append("no Hailo device (/dev/hailo0 or /dev/h1x-0): the API works, but chat and generate "
-                        "fail until the Hailo-10H and its driver (hailo-h10-all) are installed; "
-                        "check with 'hailortcli fw-control identify'")
-    holder = port_warning(port, root)
-    if holder:
-        warnings.append(holder)
-    return warnings
+    """Return postinst's warnings (each one line: what; fix)."""
+    problems = [binary_problem(root), device_problem(root), port_problem(port, root)]
+    return [f"{what}; {fix}" for what, fix in filter(None, problems)]

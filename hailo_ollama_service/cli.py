@@ -152,6 +152,63 @@ def cmd_warmup(args: argparse.Namespace) -> int:
     return warmup.run(values, log=lambda line: print(line, flush=True))
 
 
+def _host(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from hailo_ollama_service.doctor import Host
+    return Host(_paths(args))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check unit, API, socket and models; exit 1 on any failure."""
+    from hailo_ollama_service import doctor
+    found = doctor.verify(_host(args))
+    sys.stdout.write(doctor.report_text(found))
+    if any(c.status == "fail" for c in found):
+        _err("verification failed; see: journalctl -u hailo-ollama.service -n 100 --no-pager")
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Run every check; exit 1 when one fails."""
+    from hailo_ollama_service import doctor
+    found = doctor.diagnose(_host(args))
+    if args.json:
+        print(json.dumps(doctor.report_json(found), indent=2))
+    else:
+        sys.stdout.write(doctor.report_text(found))
+    return EXIT_FAIL if any(c.status == "fail" for c in found) else EXIT_OK
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    """Pull a model with progress."""
+    from hailo_ollama_service import pull, settings
+    values = settings.load(_paths(args)).values
+    progress = pull.Progress(sys.stdout, sys.stdout.isatty())
+    try:
+        pull.pull(values, args.model, progress)
+    except pull.PullError as err:
+        _err(f"error: {err}")
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        _err("interrupted; the server keeps running (a partial download is discarded or finished by it)")
+        return 130
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time to first token and tokens/s, median of N runs."""
+    from hailo_ollama_service import benchmark, doctor, settings
+    paths = _paths(args)
+    values = settings.load(paths).values
+    host = doctor.Host(paths)
+    try:
+        return benchmark.bench(values, args.model or "", args.runs, lambda: doctor.soc_temperature(host),
+                               lambda line: print(line, flush=True))
+    except benchmark.BenchError as err:
+        _err(f"error: {err}")
+        return EXIT_FAIL
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -207,6 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("warmup", help="pull warmup.model if missing and load it once")
     p.set_defaults(func=cmd_warmup)
+
+    p = sub.add_parser("verify", help="check the unit, the API, the listening socket and the models",
+                       description="Exit 0 when hailo-ollama.service is active and enabled, the API "
+                       "answers, the port is held by the server and models are listed; else exit 1.")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("doctor", help="diagnose everything that commonly goes wrong, with fixes",
+                       description="Check the upstream binary and generation, the device and firmware, "
+                       "settings and rendered files, the diversion, the port, the unit, the API, models, "
+                       "disk, memory and temperature. Each line: status, what was found, the fix. "
+                       "Exit 1 when a check fails.")
+    p.add_argument("--json", action="store_true", help="print the stable JSON report (version 1)")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("pull", help="download a model, with progress",
+                       description="Pull MODEL (e.g. qwen2:1.5b) through the server: a progress bar on a "
+                       "terminal, a line per 10%% otherwise.")
+    p.add_argument("model", metavar="MODEL")
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("bench", help="time to first token and tokens/s (median of N runs)")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="default: warmup.model or the first pulled model")
+    p.add_argument("--runs", type=int, default=3, metavar="N", help="number of runs (default 3)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,0 +1,411 @@
+"""``hailo-ollama-service doctor``: every check that matters, each with a fix.
+
+Each check returns a Check (status ok / warn / fail / skip, what it found,
+the one fix to try). Every probe is bounded in time, so a dead API or a
+hung tool cannot stall the report. Probes read below ``Host.root`` and run
+commands through ``Host.run`` so tests can fake the machine.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hailo_ollama_service import api, checks, render, settings
+from hailo_ollama_service.paths import SERVICE_USER, UNIT, Paths
+
+JSON_VERSION = 1
+GIB = 1024 ** 3
+DEVICE_GROUP = "hailo"
+STATUSES = ("ok", "warn", "fail", "skip")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    id: str
+    status: str
+    found: str
+    fix: str = ""
+
+
+def run_command(argv: list[str], timeout: float = 3.0) -> tuple[int, str]:
+    """Run ``argv``; return (exit status, stdout+stderr). 127 = missing, 124 = timed out."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        return 127, f"{argv[0]}: not found"
+    except subprocess.TimeoutExpired:
+        return 124, f"{argv[0]}: timed out after {timeout:g} s"
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+@dataclass
+class Host:
+    """The machine as the checks see it (fakeable in tests)."""
+
+    paths: Paths
+    run: Callable[[list[str]], tuple[int, str]] = run_command
+    is_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    api_timeout: float = 1.5
+
+    def file(self, path: str) -> Path:
+        """Return the absolute system ``path`` below the root."""
+        return self.paths.root / path.lstrip("/")
+
+    def upstream_version(self) -> str | None:
+        """Return the installed hailo-gen-ai-model-zoo version (asked once), or None."""
+        if not hasattr(self, "_upstream"):
+            code, out = self.run(["dpkg-query", "-W", "-f=${Version}", "hailo-gen-ai-model-zoo"])
+            self._upstream = out.strip() if code == 0 and out.strip() else None
+        return self._upstream
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text.split("-")[0])[:3])
+
+
+def check_binary(host: Host) -> Check:
+    """Is upstream's server installed, and which package version?"""
+    version = host.upstream_version()
+    problem = checks.binary_problem(host.paths.root)
+    if problem:
+        return Check("binary", "fail", *problem)
+    found = f"{checks.UPSTREAM_BINARY}, hailo-gen-ai-model-zoo {version or 'version unknown'}"
+    return Check("binary", "ok", found)
+
+
+def check_generation(host: Host, values: dict[str, Any] | None) -> Check:
+    """Does our rendering match the upstream generation installed (5.1 JSON / 5.3 env)?"""
+    version = host.upstream_version()
+    if not version:
+        return Check("generation", "skip", "hailo-gen-ai-model-zoo is not installed; generation unknown")
+    modern = _version_tuple(version) >= (5, 3)
+    kind, path, maker = (("5.3 (environment)", host.paths.env_file, render.environment) if modern else
+                         ("5.1 (config file)", host.paths.upstream_json, render.upstream_json))
+    if values is None:
+        return Check("generation", "warn", f"upstream {version} reads {kind}; settings invalid, not compared",
+                     "fix the settings (see the settings check)")
+    try:
+        current = path.read_bytes()
+    except OSError:
+        return Check("generation", "fail", f"upstream {version} reads {kind}, but {path} is missing",
+                     "sudo hailo-ollama-service render")
+    if current != maker(values):
+        return Check("generation", "fail", f"{path} does not match the settings",
+                     "sudo hailo-ollama-service render --try-restart")
+    return Check("generation", "ok", f"upstream {version} reads {kind}; {path} matches the settings")
+
+
+def _can_open(info: os.stat_result, user: str) -> bool | None:
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid == entry.pw_uid:
+        return mode & 0o600 == 0o600
+    if info.st_gid in groups:
+        return mode & 0o060 == 0o060
+    return mode & 0o006 == 0o006
+
+
+def check_device(host: Host) -> Check:
+    """Is a Hailo device node present, and can the service user open it?"""
+    problem = checks.device_problem(host.paths.root)
+    if problem:
+        return Check("device", "fail", *problem)
+    node = checks.device_nodes(host.paths.root)[0]
+    info = os.stat(node)
+    try:
+        group = grp.getgrgid(info.st_gid).gr_name
+    except KeyError:
+        group = str(info.st_gid)
+    try:
+        owner = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        owner = str(info.st_uid)
+    found = f"{node} {owner}:{group} {stat.filemode(info.st_mode)}"
+    usable = _can_open(info, SERVICE_USER)
+    if usable is None:
+        return Check("device", "warn", f"{found}; user {SERVICE_USER} does not exist",
+                     "sudo apt install --reinstall hailo-ollama-service")
+    if not usable:
+        return Check("device", "fail", f"{found}; {SERVICE_USER} cannot open it",
+                     "sudo udevadm trigger && sudo udevadm settle (the package's udev rule gives group "
+                     f"'{DEVICE_GROUP}' access), then sudo systemctl restart {UNIT}")
+    return Check("device", "ok", f"{found}; {SERVICE_USER} can open it")
+
+
+def check_firmware(host: Host) -> Check:
+    """What does ``hailortcli fw-control identify`` say?"""
+    code, out = host.run(["hailortcli", "fw-control", "identify"])
+    if code == 127:
+        return Check("firmware", "skip", "hailortcli not installed; device not identified")
+    arch = re.search(r"Device Architecture:\s*(\S+)", out)
+    firmware = re.search(r"Firmware Version:\s*(.+)", out)
+    if code != 0 or not arch:
+        last = out.splitlines()[-1] if out else f"exit status {code}"
+        return Check("firmware", "fail", f"hailortcli fw-control identify failed: {last}",
+                     "check the device is not held by another program, then reboot; "
+                     "versions of driver, runtime and hailo-gen-ai-model-zoo must match")
+    found = f"{arch.group(1)}, firmware {firmware.group(1).strip() if firmware else 'unknown'}"
+    if "HAILO10H" not in arch.group(1):
+        return Check("firmware", "warn", found + " (hailo-ollama needs a Hailo-10H)", "use a Hailo-10H module")
+    return Check("firmware", "ok", found)
+
+
+def check_settings(host: Host) -> tuple[Check, dict[str, Any] | None]:
+    """Are the settings valid and the rendered files in sync with them?"""
+    try:
+        values = settings.load(host.paths).values
+    except settings.ConfigError as err:
+        return Check("settings", "fail", str(err), "fix the file named, then: sudo hailo-ollama-service check"), None
+    stale = [str(p) for p, maker in ((host.paths.upstream_json, render.upstream_json),
+                                     (host.paths.dropin, render.dropin))
+             if not p.exists() or p.read_bytes() != maker(values)]
+    if stale:
+        return Check("settings", "warn", f"valid, but not rendered yet: {', '.join(stale)}",
+                     "sudo hailo-ollama-service render --try-restart"), values
+    return Check("settings", "ok", "valid; rendered files in sync"), values
+
+
+def check_diversion(host: Host) -> Check:
+    """Is upstream's JSON diverted to us?"""
+    target = "/etc/xdg/hailo-ollama/hailo-ollama.json"
+    try:
+        lines = host.file("/var/lib/dpkg/diversions").read_text().splitlines()
+    except OSError:
+        lines = []
+    for i in range(0, len(lines) - 2, 3):
+        if lines[i] == target:
+            if lines[i + 2] == "hailo-ollama-service":
+                return Check("diversion", "ok", f"{target} diverted to {lines[i + 1]}")
+            return Check("diversion", "fail", f"{target} diverted by {lines[i + 2]}",
+                         "sudo apt install --reinstall hailo-ollama-service")
+    return Check("diversion", "fail", f"{target} is not diverted", "sudo apt install --reinstall hailo-ollama-service")
+
+
+def check_port(host: Host, values: dict[str, Any] | None) -> Check:
+    """Is the port free or ours, and if not, who holds it?"""
+    if values is None:
+        return Check("port", "skip", "settings invalid; port unknown")
+    port = int(values["server.port"])
+    holder = checks.port_holder(port, host.paths.root)
+    if holder is None:
+        return Check("port", "warn", f"nothing listens on port {port}", f"sudo systemctl restart {UNIT}")
+    if holder.pid is None:
+        note = "" if host.is_root else " (run as root to see the program)"
+        return Check("port", "warn", f"port {port} is held by a process not visible{note}")
+    if holder.is_ours:
+        return Check("port", "ok", f"port {port} held by {holder.describe()}")
+    problem = checks.port_problem(port, host.paths.root)
+    if problem is None:  # released between the two looks
+        return Check("port", "warn", f"nothing listens on port {port}", f"sudo systemctl restart {UNIT}")
+    return Check("port", "fail", *problem)
+
+
+def check_unit(host: Host) -> Check:
+    """The unit's state, restarts so far and last exit status."""
+    code, out = host.run(["systemctl", "show", UNIT, "--property=ActiveState,SubState,NRestarts,"
+                          "ExecMainStatus,ExecMainCode,UnitFileState,LoadState"])
+    if code != 0:
+        first = out.splitlines()[0] if out else f"exit status {code}"
+        return Check("unit", "skip", f"systemctl unavailable: {first[:120]}")
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    if props.get("LoadState") == "not-found":
+        return Check("unit", "fail", f"{UNIT} is not installed", "sudo apt install hailo-ollama-service")
+    found = (f"{props.get('ActiveState')}/{props.get('SubState')}, {props.get('UnitFileState')}, "
+             f"{props.get('NRestarts', '?')} restarts, last exit status {props.get('ExecMainStatus', '?')}")
+    if props.get("ActiveState") != "active":
+        return Check("unit", "fail", found, f"sudo systemctl enable --now {UNIT}; "
+                     f"then journalctl -u {UNIT} -n 100 --no-pager")
+    if props.get("UnitFileState") != "enabled":
+        return Check("unit", "warn", found, f"sudo systemctl enable {UNIT}")
+    if int(props.get("NRestarts") or 0) > 0:
+        return Check("unit", "warn", found, f"see why it restarted: journalctl -u {UNIT} -n 100 --no-pager")
+    return Check("unit", "ok", found)
+
+
+def check_api(host: Host, values: dict[str, Any] | None) -> tuple[Check, list[str], list[str]]:
+    """Does the API answer; which models does it list and which are pulled?"""
+    if values is None:
+        return Check("api", "skip", "settings invalid; address unknown"), [], []
+    address = api.client_host(str(values["server.host"]))
+    port = int(values["server.port"])
+    found = api.version(address, port, timeout=host.api_timeout)
+    if found is None:
+        return Check("api", "fail", f"{api.base_url(values)}/api/version does not answer",
+                     f"journalctl -u {UNIT} -n 100 --no-pager"), [], []
+    listed, pulled = [], []
+    try:
+        status, body = api.get_json(address, port, "/hailo/v1/list", host.api_timeout)
+        listed = [m for m in (body or {}).get("models", []) if isinstance(m, str)] if status == 200 else []
+        status, body = api.get_json(address, port, "/api/tags", host.api_timeout)
+        pulled = [m.get("name", "") for m in (body or {}).get("models", []) if isinstance(m, dict)]
+    except (OSError, ValueError, AttributeError):
+        pass
+    return Check("api", "ok", f"{api.base_url(values)} answers, version {found}"), listed, pulled
+
+
+def check_models(host: Host, listed: list[str], pulled: list[str], api_up: bool) -> Check:
+    """Are manifests visible to the server and blobs present?"""
+    if not api_up:
+        count = sum(1 for _ in host.paths.manifests_dir.rglob("manifest.json")) if host.paths.manifests_dir.is_dir() else 0
+        return Check("models", "skip", f"API down; {count} manifests in {host.paths.manifests_dir}")
+    if not listed:
+        return Check("models", "fail", "the server lists no models", "sudo hailo-ollama-service render "
+                     "--try-restart (mirrors the manifests of /usr/share/hailo-ollama)")
+    if not pulled:
+        return Check("models", "warn", f"{len(listed)} models available, none pulled",
+                     f"hailo-ollama-service pull {listed[0]}")
+    return Check("models", "ok", f"{len(listed)} available, pulled: {', '.join(pulled)}")
+
+
+def _largest_model(paths: Paths) -> int:
+    import json
+    largest = 0
+    for manifest in paths.manifests_dir.rglob("manifest.json") if paths.manifests_dir.is_dir() else []:
+        try:
+            doc = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue
+        for key in ("size", "blob_size", "hef_size"):
+            value = doc.get(key) if isinstance(doc, dict) else None
+            if isinstance(value, int):
+                largest = max(largest, value)
+    return largest
+
+
+def check_disk(host: Host) -> Check:
+    """Is there room for another model where models are stored?"""
+    where = host.paths.models_dir if host.paths.models_dir.exists() else host.paths.root
+    free = shutil.disk_usage(where).free
+    need = _largest_model(host.paths) or 2 * GIB
+    found = f"{free / GIB:.1f} GiB free in {where}"
+    if free < need:
+        return Check("disk", "warn", f"{found}; a model needs up to {need / GIB:.1f} GiB",
+                     "free space, or delete a model: curl -X DELETE .../api/delete -d '{\"model\": \"NAME\"}'")
+    return Check("disk", "ok", found)
+
+
+def _bytes(size: str, total: int) -> int | None:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT%]?)", size)
+    if not match:
+        return None
+    number, unit = float(match.group(1)), match.group(2)
+    if unit == "%":
+        return int(total * number / 100)
+    return int(number * 1024 ** " KMGT".index(unit or " "))
+
+
+def check_memory(host: Host, values: dict[str, Any] | None) -> Check:
+    """Is MemoryMax= sensible for this machine's RAM?"""
+    try:
+        meminfo = host.file("/proc/meminfo").read_text()
+        total = int(re.search(r"MemTotal:\s+(\d+) kB", meminfo).group(1)) * 1024  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        return Check("memory", "skip", "cannot read /proc/meminfo")
+    if values is None:
+        return Check("memory", "skip", f"{total / GIB:.1f} GiB RAM; settings invalid")
+    limit_text = str(values["resource_limits.memory_max"])
+    limit = None if limit_text == "infinity" else _bytes(limit_text, total)
+    found = f"MemoryMax={limit_text} of {total / GIB:.1f} GiB RAM"
+    if limit is not None and limit < GIB:
+        return Check("memory", "warn", found + "; models need more than 1 GiB",
+                     "raise resource_limits.memory_max (sudo dpkg-reconfigure hailo-ollama-service)")
+    if limit is not None and limit > total:
+        return Check("memory", "warn", found + "; the limit is above the RAM", "lower resource_limits.memory_max")
+    return Check("memory", "ok", found)
+
+
+THROTTLE_BITS = {0: "under-voltage", 1: "arm frequency capped", 2: "throttled", 3: "soft temperature limit",
+                 16: "under-voltage occurred", 17: "frequency capping occurred", 18: "throttling occurred",
+                 19: "soft temperature limit occurred"}
+
+
+def soc_temperature(host: Host) -> float | None:
+    """Return the SoC temperature in °C from thermal_zone0, or None."""
+    try:
+        return int(host.file("/sys/class/thermal/thermal_zone0/temp").read_text().strip()) / 1000
+    except (OSError, ValueError):
+        return None
+
+
+def check_thermal(host: Host) -> Check:
+    """SoC temperature and throttling flags, where the Pi exposes them."""
+    temp = soc_temperature(host)
+    code, out = host.run(["vcgencmd", "get_throttled"])
+    flags: list[str] = []
+    match = re.search(r"throttled=(0x[0-9a-fA-F]+)", out) if code == 0 else None
+    if match:
+        value = int(match.group(1), 16)
+        flags = [name for bit, name in THROTTLE_BITS.items() if value & (1 << bit)]
+    if temp is None and not match:
+        return Check("thermal", "skip", "no /sys/class/thermal zone or vcgencmd here (not a Raspberry Pi?)")
+    found = ", ".join(filter(None, [f"SoC {temp:.1f} °C" if temp is not None else "",
+                                    f"throttled={match.group(1)}" if match else "vcgencmd not available"]))
+    if flags or (temp is not None and temp >= 80):
+        return Check("thermal", "warn", found + (f" ({', '.join(flags)})" if flags else ""),
+                     "improve cooling (active cooler) and use the official 27 W power supply")
+    return Check("thermal", "ok", found)
+
+
+def diagnose(host: Host) -> list[Check]:
+    """Run every check in a fixed order; return the list."""
+    settings_check, values = check_settings(host)
+    api_check, listed, pulled = check_api(host, values)
+    result = [check_binary(host), check_generation(host, values), check_device(host), check_firmware(host),
+              settings_check, check_diversion(host), check_port(host, values), check_unit(host), api_check,
+              check_models(host, listed, pulled, api_check.status == "ok"), check_disk(host),
+              check_memory(host, values), check_thermal(host)]
+    if not host.is_root:
+        result.append(Check("privileges", "skip", "not root: other users' processes (port holder) and "
+                            "root-only files may be invisible", "run: sudo hailo-ollama-service doctor"))
+    return result
+
+
+def report_json(found: list[Check]) -> dict[str, Any]:
+    """The stable ``--json`` document (see README: doctor --json)."""
+    counts = {status: sum(1 for c in found if c.status == status) for status in STATUSES}
+    return {"version": JSON_VERSION, "ok": counts["fail"] == 0, "counts": counts,
+            "checks": [asdict(c) for c in found]}
+
+
+def report_text(found: list[Check]) -> str:
+    """The human report: one line per check, its fix indented below."""
+    lines = []
+    for check in found:
+        lines.append(f"[{check.status.upper():4}] {check.id:<11} {check.found}")
+        if check.fix and check.status in ("warn", "fail"):
+            lines.append(f"{'':18}fix: {check.fix}")
+    counts = report_json(found)["counts"]
+    lines.append(f"{counts['ok']} ok, {counts['warn']} warnings, {counts['fail']} failures, {counts['skip']} skipped")
+    return "\n".join(lines) + "\n"
+
+
+def verify(host: Host) -> list[Check]:
+    """The post-install verification: unit active and enabled, API, socket, models."""
+    unit = check_unit(host)
+    if unit.status == "warn" and "restarts" in unit.fix:
+        unit = Check(unit.id, "ok", unit.found)  # restarted earlier but running now: fine for verify
+    try:
+        values: dict[str, Any] | None = settings.load(host.paths).values
+    except settings.ConfigError as err:
+        values = None
+        unit = Check("settings", "fail", str(err), "fix the file named, then: sudo hailo-ollama-service check")
+    api_check, listed, pulled = check_api(host, values)
+    models = check_models(host, listed, pulled, api_check.status == "ok")
+    if models.status == "warn":  # nothing pulled yet is normal right after install
+        models = Check(models.id, "ok", models.found)
+    return [unit, api_check, check_port(host, values), models]
