@@ -28,3 +28,21 @@ def fake_api():
     api = FakeApi()
     yield api
     api.close()
+
+
+@pytest.fixture
+def standin(tmp_path):
+    """The stand-in hailo-ollama on loopback without a device, stopped after the test."""
+    from unit_helpers import Standin
+    server = Standin(tmp_path / "standin")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def standin_with_device(tmp_path):
+    """The stand-in hailo-ollama on loopback with a usable fake device node."""
+    from unit_helpers import Standin
+    server = Standin(tmp_path / "standin", device=True)
+    yield server
+    server.stop()

@@ -84,3 +84,78 @@ class FakeApi:
         """Stop serving and release the port."""
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+STANDIN = Path(__file__).resolve().parents[1] / "standin" / "hailo-ollama"
+STANDIN_MANIFESTS = Path(__file__).resolve().parents[1] / "standin" / "manifests-5.1.1"
+
+
+class Standin:
+    """The test stand-in ``hailo-ollama`` (tests/standin) on a loopback port.
+
+    Lays out XDG config and data dirs under ``base`` like the service does,
+    starts the server and waits for its "Server running" line.
+    """
+
+    def __init__(self, base: Path, device: bool = False) -> None:
+        import json
+        import shutil
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.base = base
+        config = base / "config/hailo-ollama"
+        config.mkdir(parents=True)
+        (config / "hailo-ollama.json").write_text(json.dumps({
+            "server": {"host": "127.0.0.1", "port": self.port},
+            "library": {"host": "dev-public.hailo.ai", "port": 443}, "main_poll_time_ms": 50}))
+        self.data = base / "data/hailo-ollama/models"
+        shutil.copytree(STANDIN_MANIFESTS, self.data / "manifests")
+        self.control = base / "control"
+        self.control.mkdir()
+        self.dev = base / "dev"
+        self.dev.mkdir()
+        if device:
+            (self.dev / "hailo0").write_bytes(b"")
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(base), "XDG_CONFIG_HOME": str(base / "config"),
+               "XDG_DATA_HOME": str(base / "data"), "HAILO_STANDIN_MODE": "5.1",
+               "HAILO_STANDIN_CONTROL_DIR": str(self.control), "HAILO_STANDIN_DEV_DIR": str(self.dev),
+               "HAILO_STANDIN_PULL_CHUNK_DELAY": "0.001", "HAILO_STANDIN_LOAD_DELAY": "0",
+               "HAILO_STANDIN_VDEVICE_DELAY": "0", "HAILO_STANDIN_TOKEN_DELAY": "0.001"}
+        self.proc = subprocess.Popen([sys.executable, str(STANDIN)], env=env, cwd=base,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if "Server running on port" in line:
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("the stand-in did not start")
+
+    def values(self) -> dict:
+        """Effective settings pointing at this server."""
+        from hailo_ollama_service.schema import DEFAULTS
+        return dict(DEFAULTS, **{"server.host": "127.0.0.1", "server.port": self.port})
+
+    def alive(self) -> bool:
+        """True while the server process runs."""
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Terminate the server (kill if it lingers)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()

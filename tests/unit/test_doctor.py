@@ -1,0 +1,237 @@
+"""Tests of doctor.py: each check's statuses and fixes on faked machines."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+import pytest
+from unit_helpers import write
+
+from hailo_ollama_service import doctor, render
+from hailo_ollama_service.doctor import Host
+
+SHOW_ACTIVE = ("ActiveState=active\nSubState=running\nNRestarts=0\nExecMainStatus=0\nExecMainCode=0\n"
+               "UnitFileState=enabled\nLoadState=loaded")
+
+
+def runner(answers: dict[str, tuple[int, str]]):
+    """A fake command runner: answers keyed by the first two words."""
+    def run(argv):
+        return answers.get(" ".join(argv[:2]), (127, f"{argv[0]}: not found"))
+    return run
+
+
+def host_for(paths, answers=None, root=True) -> Host:
+    base = {"dpkg-query -W": (0, "5.1.1"), "systemctl show": (0, SHOW_ACTIVE)}
+    base.update(answers or {})
+    return Host(paths, run=runner(base), is_root=root, api_timeout=0.5)
+
+
+def by_id(found, name):
+    return next(c for c in found if c.id == name)
+
+
+def test_binary_fails_with_the_download_hint_when_upstream_is_missing(paths):
+    check = doctor.check_binary(host_for(paths))
+    assert check.status == "fail" and "Developer Zone" in check.fix
+
+
+def test_binary_reports_the_upstream_package_version(paths):
+    write(paths.root / "usr/bin/hailo-ollama", "#!/bin/sh\n").chmod(0o755)
+    check = doctor.check_binary(host_for(paths))
+    assert check.status == "ok" and "hailo-gen-ai-model-zoo 5.1.1" in check.found
+
+
+@pytest.mark.parametrize("version,kind", [("5.1.1", "5.1 (config file)"), ("5.3.0-1", "5.3 (environment)")])
+def test_generation_compares_the_file_that_upstream_version_reads(paths, version, kind):
+    render.render(paths, owner=None)
+    values = dict(render.DEFAULTS)
+    check = doctor.check_generation(host_for(paths, {"dpkg-query -W": (0, version)}), values)
+    assert check.status == "ok" and kind in check.found
+    target = paths.env_file if version.startswith("5.3") else paths.upstream_json
+    target.write_text("stale\n")
+    check = doctor.check_generation(host_for(paths, {"dpkg-query -W": (0, version)}), values)
+    assert check.status == "fail" and "render --try-restart" in check.fix
+
+
+def test_device_missing_fails_with_the_driver_fix(paths):
+    check = doctor.check_device(host_for(paths))
+    assert check.status == "fail" and "hailo-h10-all" in check.fix
+
+
+def test_device_access_is_judged_from_owner_group_and_mode(paths, monkeypatch):
+    node = write(paths.root / "dev/hailo0", "")
+    import pwd
+    entry = pwd.getpwuid(os.getuid())
+    monkeypatch.setattr(doctor, "SERVICE_USER", entry.pw_name)
+    os.chmod(node, 0o600)
+    os.chown(node, 0 if entry.pw_uid else 65534, 65534) if os.geteuid() == 0 else None
+    if os.geteuid() == 0:
+        assert doctor.check_device(host_for(paths)).status == "fail"
+        assert "udevadm trigger" in doctor.check_device(host_for(paths)).fix
+        os.chmod(node, 0o666)
+    else:
+        os.chmod(node, 0o600)  # owned by us: we can open it
+    check = doctor.check_device(host_for(paths))
+    assert check.status == "ok" and "can open it" in check.found
+
+
+def test_device_with_no_service_user_warns(paths):
+    write(paths.root / "dev/h1x-0", "")
+    check = doctor.check_device(host_for(paths))
+    assert check.status == "warn" and "does not exist" in check.found
+
+
+def test_firmware_is_parsed_from_hailortcli(paths):
+    out = "Executing on device: 0001:01:00.0\nDevice Architecture: HAILO10H\nFirmware Version: 5.1.1 (release,app)\n"
+    check = doctor.check_firmware(host_for(paths, {"hailortcli fw-control": (0, out)}))
+    assert check.status == "ok" and check.found == "HAILO10H, firmware 5.1.1 (release,app)"
+
+
+def test_firmware_is_skipped_with_a_note_without_hailortcli(paths):
+    check = doctor.check_firmware(host_for(paths))
+    assert check.status == "skip" and "not installed" in check.found
+
+
+def test_a_failing_hailortcli_is_a_failure_with_its_last_line(paths):
+    check = doctor.check_firmware(host_for(paths, {"hailortcli fw-control": (1, "[HailoRT] [error] "
+                                                   "HAILO_OUT_OF_PHYSICAL_DEVICES(74)")}))
+    assert check.status == "fail" and "HAILO_OUT_OF_PHYSICAL_DEVICES(74)" in check.found
+
+
+def test_invalid_settings_fail_with_the_one_line_error(paths):
+    write(paths.conffile, "server:\n  port: 0\n")
+    check, values = doctor.check_settings(host_for(paths))
+    assert values is None and check.status == "fail" and "hailo-ollama.yaml:2: server.port" in check.found
+
+
+def test_settings_not_yet_rendered_warn_and_rendered_ones_pass(paths):
+    check, _ = doctor.check_settings(host_for(paths))
+    assert check.status == "warn"
+    render.render(paths, owner=None)
+    check, _ = doctor.check_settings(host_for(paths))
+    assert check.status == "ok"
+
+
+def test_the_diversion_is_read_from_dpkgs_database(paths):
+    assert doctor.check_diversion(host_for(paths)).status == "fail"
+    write(paths.root / "var/lib/dpkg/diversions", "/etc/xdg/hailo-ollama/hailo-ollama.json\n"
+          "/etc/xdg/hailo-ollama/hailo-ollama.json.distrib\nhailo-ollama-service\n")
+    assert doctor.check_diversion(host_for(paths)).status == "ok"
+
+
+def test_a_stopped_unit_fails_with_enable_now_and_journalctl(paths):
+    show = SHOW_ACTIVE.replace("ActiveState=active", "ActiveState=failed").replace("NRestarts=0", "NRestarts=7")
+    check = doctor.check_unit(host_for(paths, {"systemctl show": (0, show)}))
+    assert check.status == "fail" and "7 restarts" in check.found
+    assert "systemctl enable --now" in check.fix and "journalctl" in check.fix
+
+
+def test_a_unit_that_restarted_warns_and_a_disabled_one_too(paths):
+    restarted = doctor.check_unit(host_for(paths, {"systemctl show": (0, SHOW_ACTIVE.replace("NRestarts=0", "NRestarts=2"))}))
+    assert restarted.status == "warn"
+    disabled = doctor.check_unit(host_for(paths, {"systemctl show": (0, SHOW_ACTIVE.replace("=enabled", "=disabled"))}))
+    assert disabled.status == "warn" and "systemctl enable" in disabled.fix
+
+
+def test_the_api_check_lists_models_from_the_running_server(paths, standin):
+    values = standin.values()
+    check, listed, pulled = doctor.check_api(host_for(paths), values)
+    assert check.status == "ok" and "version 0.5.1" in check.found
+    assert "qwen2:1.5b" in listed and pulled == []
+    models = doctor.check_models(host_for(paths), listed, pulled, True)
+    assert models.status == "warn" and "hailo-ollama-service pull" in models.fix
+
+
+def test_an_api_that_accepts_and_never_answers_does_not_hang_the_check(paths):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        values = dict(render.DEFAULTS, **{"server.host": "127.0.0.1", "server.port": silent.getsockname()[1]})
+        start = time.monotonic()
+        check, _, _ = doctor.check_api(host_for(paths), values)
+    assert check.status == "fail" and time.monotonic() - start < 3
+
+
+def test_the_port_check_names_another_holder_with_the_fix(standin):
+    from hailo_ollama_service.paths import make_paths
+    values = dict(render.DEFAULTS, **{"server.port": standin.port})
+    check = doctor.check_port(Host(make_paths("/", {}), is_root=True), values)
+    assert check.status == "fail"  # the stand-in runs as python3, not as our hailo-ollama service
+    assert f"port {standin.port} is already in use by python3" in check.found and "kill" in check.fix
+
+
+def test_a_free_port_warns_that_nothing_listens(paths):
+    write(paths.root / "proc/net/tcp", "header\n")
+    check = doctor.check_port(host_for(paths), dict(render.DEFAULTS))
+    assert check.status == "warn" and "nothing listens on port 11434" in check.found
+
+
+def test_disk_space_below_two_gibibytes_warns(paths, monkeypatch):
+    from collections import namedtuple
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(doctor.shutil, "disk_usage", lambda _p: usage(10, 9, 1024 ** 3))
+    assert doctor.check_disk(host_for(paths)).status == "warn"
+    monkeypatch.setattr(doctor.shutil, "disk_usage", lambda _p: usage(10, 9, 50 * 1024 ** 3))
+    assert doctor.check_disk(host_for(paths)).status == "ok"
+
+
+@pytest.mark.parametrize("limit,status", [("4G", "ok"), ("512M", "warn"), ("16G", "warn"), ("50%", "ok"),
+                                          ("infinity", "ok")])
+def test_the_memory_limit_is_compared_with_the_ram(paths, limit, status):
+    write(paths.root / "proc/meminfo", "MemTotal:        8253404 kB\nMemFree: 1 kB\n")
+    values = dict(render.DEFAULTS, **{"resource_limits.memory_max": limit})
+    assert doctor.check_memory(host_for(paths), values).status == status
+
+
+def test_temperature_and_throttling_flags_are_read_where_the_pi_exposes_them(paths):
+    write(paths.root / "sys/class/thermal/thermal_zone0/temp", "52312\n")
+    ok = doctor.check_thermal(host_for(paths, {"vcgencmd get_throttled": (0, "throttled=0x0")}))
+    assert ok.status == "ok" and "SoC 52.3 °C" in ok.found
+    hot = doctor.check_thermal(host_for(paths, {"vcgencmd get_throttled": (0, "throttled=0x50005")}))
+    assert hot.status == "warn" and "under-voltage" in hot.found and "throttled" in hot.found
+
+
+def test_thermal_is_skipped_with_a_note_off_a_pi(paths):
+    check = doctor.check_thermal(host_for(paths))
+    assert check.status == "skip" and "not a Raspberry Pi" in check.found
+
+
+def test_a_full_run_with_the_api_down_is_fast_and_reports_every_check(paths):
+    start = time.monotonic()
+    found = doctor.diagnose(host_for(paths, root=False))
+    assert time.monotonic() - start < 5
+    ids = [c.id for c in found]
+    assert ids == ["binary", "generation", "device", "firmware", "settings", "diversion", "port", "unit",
+                   "api", "models", "disk", "memory", "thermal", "privileges"]
+    assert by_id(found, "api").status == "fail"
+
+
+def test_the_json_report_is_stable(paths):
+    found = doctor.diagnose(host_for(paths))
+    doc = json.loads(json.dumps(doctor.report_json(found)))
+    assert set(doc) == {"version", "ok", "counts", "checks"}
+    assert doc["version"] == 1 and doc["ok"] is False
+    assert set(doc["counts"]) == {"ok", "warn", "fail", "skip"}
+    assert sum(doc["counts"].values()) == len(doc["checks"])
+    for check in doc["checks"]:
+        assert set(check) == {"id", "status", "found", "fix"} and check["status"] in doctor.STATUSES
+        assert "\n" not in check["found"]
+
+
+def test_the_text_report_shows_a_fix_under_each_problem(paths):
+    text = doctor.report_text(doctor.diagnose(host_for(paths)))
+    assert "[FAIL] binary" in text and "fix: install Hailo's hailo-gen-ai-model-zoo" in text
+    assert text.splitlines()[-1].endswith("skipped")
+
+
+def test_verify_passes_on_a_healthy_service_and_fails_when_the_api_is_down(paths, standin):
+    write(paths.conffile, f"server:\n  host: 127.0.0.1\n  port: {standin.port}\n")
+    found = doctor.verify(host_for(paths))
+    assert [c.id for c in found] == ["unit", "api", "port", "models"]
+    assert by_id(found, "api").status == "ok" and by_id(found, "models").status == "ok"
+    standin.stop()
+    assert by_id(doctor.verify(host_for(paths)), "api").status == "fail"
