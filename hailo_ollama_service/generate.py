@@ -76,9 +76,137 @@ def templates() -> str:
     return "\n\n".join("\n".join(block) for block in blocks) + "\n"
 
 
+def _roff(text: str) -> str:
+    """Escape text for roff: backslashes, leading dots/quotes, hyphens in options."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\n".join(("\\&" + line) if line[:1] in (".", "'") else line for line in text.splitlines())
+
+
+def _subcommands():  # type: ignore[no-untyped-def]
+    """Yield (name, subparser) of the CLI in order; the one-line help is in ``sub.summary``."""
+    import argparse
+
+    from hailo_ollama_service.cli import build_parser
+    parser = build_parser()
+    for action in parser._actions:  # noqa: SLF001 - argparse offers no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            helps = {a.dest: a.help for a in action._choices_actions}  # noqa: SLF001
+            for name, sub in action.choices.items():
+                sub.summary = helps.get(name) or ""
+                yield name, sub
+
+
+def _options(sub) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    out = []
+    for action in sub._actions:  # noqa: SLF001
+        if action.help in (None, "==SUPPRESS==") or "-h" in action.option_strings:
+            continue
+        if action.option_strings:
+            names = ", ".join(action.option_strings)
+            if action.metavar or (action.nargs != 0 and action.const is None and not isinstance(action.default, bool)):
+                names += f" {action.metavar or action.dest.upper()}"
+        else:
+            names = action.metavar or action.dest.upper()
+        out.append((names, action.help % {"prog": sub.prog} if "%(" in action.help else action.help.replace("%%", "%")))
+    return out
+
+
+def man8() -> str:
+    """Return hailo-ollama-service(8) in roff, from the CLI parser (every subcommand)."""
+    from hailo_ollama_service import __version__
+    lines = [f'.TH HAILO-OLLAMA-SERVICE 8 "" "hailo-ollama-service {__version__}" "System administration"',
+             ".SH NAME", "hailo-ollama-service \\- manage Hailo's hailo-ollama server as a systemd service",
+             ".SH SYNOPSIS", ".B hailo-ollama-service", ".RB [ \\-\\-root", ".IR DIR ]", ".I command",
+             ".RI [ options ]", ".SH DESCRIPTION",
+             _roff("hailo-ollama-service runs /usr/bin/hailo-ollama from Hailo's hailo-gen-ai-model-zoo package "
+                   "as hailo-ollama.service (port 11434 by default). Its settings live in "
+                   "/etc/hailo/hailo-ollama.yaml, see hailo-ollama.yaml(5). This command renders them into the "
+                   "upstream configuration, validates them, and checks, diagnoses and exercises the service."),
+             ".SH GLOBAL OPTIONS", ".TP", ".B \\-\\-root DIR",
+             _roff("Treat DIR as / for every file (tests, images). Default: $HAILO_OLLAMA_ROOT or /."),
+             ".TP", ".B \\-\\-version", "Print the version.", ".SH COMMANDS"]
+    for name, sub in _subcommands():
+        usage = sub.format_usage().replace("usage: ", "").strip()
+        lines += [".SS " + _roff(name), ".B " + _roff(usage.split(" ", 1)[1] if " " in usage else usage), ".PP",
+                  _roff((sub.description or sub.summary[:1].upper() + sub.summary[1:] + ".").replace("%%", "%"))]
+        for names, text in _options(sub):
+            lines += [".TP", ".B " + _roff(names), _roff(text)]
+    lines += [".SH FILES", ".TP", ".I /etc/hailo/hailo-ollama.yaml", "The settings (a conffile).",
+              ".TP", ".I /etc/hailo/hailo-ollama.d/00-debconf.yaml", "The answers given to debconf.",
+              ".TP", ".I /etc/xdg/hailo-ollama/hailo-ollama.json", "Rendered upstream configuration (5.1).",
+              ".TP", ".I /run/hailo-ollama/hailo-ollama.env", "Rendered upstream environment (5.3).",
+              ".TP", ".I /var/lib/hailo-ollama/models", "Model manifests and downloaded blobs.",
+              ".SH EXIT STATUS", "0 on success, 1 when a check or command failed, 2 for a usage error.",
+              ".SH SEE ALSO", ".BR hailo-ollama.yaml (5),", ".BR systemctl (1),", ".BR journalctl (1),",
+              ".BR dpkg-reconfigure (8)"]
+    return "\n".join(lines) + "\n"
+
+
+def man5() -> str:
+    """Return hailo-ollama.yaml(5) in roff: every setting of the schema."""
+    from hailo_ollama_service import __version__
+    lines = [f'.TH HAILO-OLLAMA.YAML 5 "" "hailo-ollama-service {__version__}" "File formats"',
+             ".SH NAME", "hailo-ollama.yaml \\- settings of the hailo-ollama service", ".SH DESCRIPTION",
+             _roff(" ".join(CONFFILE_HEADER.splitlines()[2:11])), ".PP",
+             _roff("The file is YAML: sections with settings below them. Unknown settings, wrong types, "
+                   "values out of range, aliases, non-UTF-8 text and files over 1 MiB are refused with one "
+                   "line naming the file, the line and the setting; nothing is written and the server keeps "
+                   "its last good configuration."), ".SH SETTINGS"]
+    for setting in SETTINGS:
+        lines += [".TP", f".B {_roff(setting.key)}", _roff(setting.help), ".br",
+                  _roff(f"Default: {yaml_scalar(setting, setting.default)}" +
+                        (f"; debconf question: {DEBCONF_PACKAGE}/{setting.question}" if setting.question else ""))]
+    lines += [".SH EXAMPLE", ".nf", "server:", "  port: 11500", "resource_limits:", '  memory_max: "3G"', ".fi",
+              ".SH SEE ALSO", ".BR hailo-ollama-service (8),", ".BR dpkg-reconfigure (8),",
+              ".BR systemd.resource-control (5)"]
+    return "\n".join(lines) + "\n"
+
+
+def completion() -> str:
+    """Return a bash completion script for the CLI (subcommands and their options)."""
+    subs = list(_subcommands())
+    cases = []
+    for name, sub in subs:
+        opts = " ".join(o for a in sub._actions for o in a.option_strings)  # noqa: SLF001
+        cases.append(f"        {name}) opts=\"{opts}\" ;;")
+    names = " ".join(name for name, _ in subs)
+    return f"""# bash completion for hailo-ollama-service (generated from its argument parser)
+_hailo_ollama_service() {{
+    local cur prev words cword cmd i opts
+    _init_completion || return
+    cmd=""
+    for ((i = 1; i < cword; i++)); do
+        case "${{words[i]}}" in
+            --root) ((i++)) ;;
+            -*) ;;
+            *) cmd="${{words[i]}}"; break ;;
+        esac
+    done
+    if [[ $prev == --root ]]; then
+        _filedir -d
+        return
+    fi
+    if [[ -z $cmd ]]; then
+        COMPREPLY=($(compgen -W "{names} --root --version --help" -- "$cur"))
+        return
+    fi
+    case "$cmd" in
+{chr(10).join(cases)}
+        *) opts="" ;;
+    esac
+    case "$cmd" in
+        check) [[ $cur != -* ]] && {{ _filedir yaml; return; }} ;;
+    esac
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+}} &&
+    complete -F _hailo_ollama_service hailo-ollama-service
+"""
+
+
 def main(argv: list[str]) -> int:
     """Print the generated file named by argv[0]; return the exit status."""
-    makers = {"conffile": conffile, "templates": templates}
+    makers = {"conffile": conffile, "templates": templates, "man8": man8, "man5": man5,
+              "completion": completion}
     if len(argv) != 1 or argv[0] not in makers:
         print(f"usage: python3 -m hailo_ollama_service.generate {{{'|'.join(makers)}}}", file=sys.stderr)
         return 2

@@ -52,3 +52,67 @@ def test_the_python_version_equals_the_debian_changelog_version():
 def test_the_generator_refuses_an_unknown_target(capsys):
     assert generate.main(["nonsense"]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def _subcommand_names():
+    return [name for name, _sub in generate._subcommands()]  # noqa: SLF001
+
+
+def test_the_man_page_of_the_command_covers_every_subcommand_and_option():
+    page = generate.man8()
+    for name, sub in generate._subcommands():  # noqa: SLF001
+        assert f".SS {generate._roff(name)}\n" in page  # noqa: SLF001
+        for action in sub._actions:  # noqa: SLF001
+            for option in action.option_strings:
+                if option not in ("-h", "--help"):
+                    assert generate._roff(option) in page, (name, option)  # noqa: SLF001
+    assert {"render", "check", "config", "doctor", "verify", "pull", "bench", "wait-ready"} <= set(_subcommand_names())
+
+
+def test_the_man_page_of_the_settings_file_covers_every_setting_with_its_default():
+    page = generate.man5()
+    for setting in schema.SETTINGS:
+        assert f".B {generate._roff(setting.key)}\n" in page  # noqa: SLF001
+        assert generate._roff(f"Default: {schema.yaml_scalar(setting, setting.default)}") in page  # noqa: SLF001
+
+
+def test_the_man_pages_render_without_warnings(tmp_path):
+    import shutil
+    import subprocess
+    if not shutil.which("man"):
+        import pytest
+        pytest.skip("man is not installed")
+    for name, text in (("page.8", generate.man8()), ("page.5", generate.man5())):
+        path = tmp_path / name
+        path.write_text(text)
+        done = subprocess.run(["man", "--warnings", "-l", str(path)], capture_output=True, text=True,
+                              env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert "NAME" in done.stdout
+
+
+def test_the_bash_completion_offers_every_subcommand_and_is_valid_bash(tmp_path):
+    import subprocess
+    script = generate.completion()
+    for name in _subcommand_names():
+        assert name in script
+    path = tmp_path / "completion"
+    path.write_text(script)
+    assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
+
+
+def test_the_bash_completion_completes_subcommands_and_options(tmp_path):
+    import shutil
+    import subprocess
+    if not __import__("os").path.exists("/usr/share/bash-completion/bash_completion"):
+        import pytest
+        pytest.skip("bash-completion is not installed")
+    path = tmp_path / "completion"
+    path.write_text(generate.completion())
+    probe = (f". /usr/share/bash-completion/bash_completion; . {path}; "
+             "complete_line() { COMP_LINE=\"$1\"; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<< \"$1\"; "
+             "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _hailo_ollama_service; echo \"${COMPREPLY[@]}\"; }; "
+             "complete_line 'hailo-ollama-service do'; complete_line 'hailo-ollama-service doctor --j'")
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True).stdout.splitlines()
+    assert out == ["doctor", "--json"], out
+    assert shutil.which("bash")
