@@ -36,6 +36,7 @@ standin-debs:
 generate:
 	$(PYTHON) -m hailo_ollama_service.generate conffile > etc/hailo/hailo-ollama.yaml
 	$(PYTHON) -m hailo_ollama_service.generate templates > debian/templates
+	$(PYTHON) -m hailo_ollama_service.generate preseed > examples/preseed.cfg
 
 bench:
 	$(PYTHON) bench/render_bench.py

@@ -203,10 +203,26 @@ _hailo_ollama_service() {{
 """
 
 
+def preseed() -> str:
+    """Return an example preseed file: every debconf question with its default."""
+    out = ["# Preseed for hailo-ollama-service: answers for an unattended install.",
+           "# Load with:  sudo debconf-set-selections examples/preseed.cfg",
+           "# then:       sudo DEBIAN_FRONTEND=noninteractive apt install ./hailo-ollama-service_*_all.deb",
+           "# or, on an installed Pi: sudo DEBIAN_FRONTEND=noninteractive dpkg-reconfigure hailo-ollama-service",
+           "# Every value below is the default; change what you need. A setting pinned in",
+           "# /etc/hailo/hailo-ollama.yaml wins over these answers."]
+    for setting in SETTINGS:
+        if not setting.question:
+            continue
+        out += ["", f"# {setting.key}: {setting.help}",
+                f"{DEBCONF_PACKAGE} {DEBCONF_PACKAGE}/{setting.question} string {setting.default}".rstrip()]
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str]) -> int:
     """Print the generated file named by argv[0]; return the exit status."""
     makers = {"conffile": conffile, "templates": templates, "man8": man8, "man5": man5,
-              "completion": completion}
+              "completion": completion, "preseed": preseed}
     if len(argv) != 1 or argv[0] not in makers:
         print(f"usage: python3 -m hailo_ollama_service.generate {{{'|'.join(makers)}}}", file=sys.stderr)
         return 2

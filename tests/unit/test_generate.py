@@ -116,3 +116,12 @@ def test_the_bash_completion_completes_subcommands_and_options(tmp_path):
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True).stdout.splitlines()
     assert out == ["doctor", "--json"], out
     assert shutil.which("bash")
+
+
+def test_the_example_preseed_is_generated_and_names_every_question_with_its_default():
+    text = (REPO / "examples/preseed.cfg").read_text()
+    assert text == generate.preseed(), "run: make generate"
+    for setting in schema.SETTINGS:
+        if setting.question:
+            line = f"hailo-ollama-service hailo-ollama-service/{setting.question} string {setting.default}"
+            assert line.rstrip() + "\n" in text
