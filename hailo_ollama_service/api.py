@@ -63,22 +63,51 @@ def version(host: str, port: int, timeout: float = 2.0) -> str | None:
     return None
 
 
+def post_json(host: str, port: int, path: str, doc: dict[str, Any], timeout: float) -> tuple[int, Any]:
+    """POST ``doc`` as JSON (never through a proxy); return (status, decoded body or None).
+
+    Raises OSError/HTTPException on connection problems or a timeout.
+    """
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=json.dumps(doc), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(body)
+    except ValueError:
+        return response.status, None
+
+
 def wait_ready(host: str, port: int, timeout: float, interval: float = 0.25,
                clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> str | None:
+               sleep: Callable[[float], None] = time.sleep,
+               pid: int | None = None) -> str | None:
     """Poll ``/api/version`` until it answers or ``timeout`` seconds pass.
 
     Each probe is bounded by the time left, so a server that accepts and
-    never answers cannot stretch the wait. Returns the version or None.
+    never answers cannot stretch the wait. With ``pid`` (the unit's
+    $MAINPID), probe the address that process actually listens on, and give
+    up at once when it has exited. Returns the version or None.
     """
+    from hailo_ollama_service import checks
+
     deadline = clock() + timeout
     while True:
         left = deadline - clock()
         if left <= 0:
             return None
-        found = version(host, port, timeout=max(0.05, min(2.0, left)))
-        if found is not None:
-            return found
+        targets = [(host, port)]
+        if pid is not None:
+            if not checks.pid_alive(pid):
+                return None
+            targets = [(client_host(addr), p) for addr, p in checks.pid_listeners(pid)]
+        for address, number in targets:
+            found = version(address, number, timeout=max(0.05, min(2.0, left)))
+            if found is not None:
+                return found
         left = deadline - clock()
         if left <= 0:
             return None

@@ -87,6 +87,60 @@ def _user_of(root: Path, pid: str) -> str:
     return ""
 
 
+def _decode_address(hex_addr: str) -> str:
+    """Turn /proc/net/tcp's little-endian hex address into text."""
+    import ipaddress
+    raw = bytes.fromhex(hex_addr)
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    address = ipaddress.IPv6Address(words)
+    return str(address.ipv4_mapped or address)
+
+
+def pid_listeners(pid: int, root: Path = Path("/")) -> list[tuple[str, int]]:
+    """Return the (address, port) pairs on which process ``pid`` listens (TCP).
+
+    Reads /proc/PID/net/tcp{,6} (the process's own network namespace) and
+    its open file descriptors; [] when the process is gone or unreadable.
+    """
+    proc = root / "proc" / str(pid)
+    try:
+        fds = os.listdir(proc / "fd")
+    except OSError:
+        return []
+    inodes = set()
+    for fd in fds:
+        try:
+            inodes.add(os.readlink(proc / "fd" / fd))
+        except OSError:  # closed meanwhile (e.g. the descriptor listdir used)
+            continue
+    found = []
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = (proc / "net" / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != _LISTEN or f"socket:[{fields[9]}]" not in inodes:
+                continue
+            address, port = fields[1].rsplit(":", 1)
+            found.append((_decode_address(address), int(port, 16)))
+    return found
+
+
+def pid_alive(pid: int, root: Path = Path("/")) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        for line in (root / "proc" / str(pid) / "status").read_text().splitlines():
+            if line.startswith("State:"):
+                return " Z " not in line + " " and "zombie" not in line
+    except OSError:
+        return False
+    return True
+
+
 def port_holder(port: int, root: Path = Path("/")) -> PortHolder | None:
     """Find who listens on TCP ``port``.
 

@@ -97,8 +97,9 @@ def cmd_debconf_layer(args: argparse.Namespace) -> int:
 
 
 def _endpoint(args: argparse.Namespace) -> tuple[str, int, str]:
-    from hailo_ollama_service import api, settings
-    values = settings.load(_paths(args)).values
+    """Return (host, port, URL) of the API as last rendered (what the server serves)."""
+    from hailo_ollama_service import api, render
+    values = render.served_values(_paths(args))
     return api.client_host(str(values["server.host"])), int(values["server.port"]), api.base_url(values)
 
 
@@ -106,9 +107,13 @@ def cmd_wait_ready(args: argparse.Namespace) -> int:
     """Wait until the API answers; exit 0 when it does, 1 on timeout."""
     from hailo_ollama_service import api
     host, port, url = _endpoint(args)
-    found = api.wait_ready(host, port, args.timeout)
+    found = api.wait_ready(host, port, args.timeout, pid=args.pid)
     if found is None:
-        _err(f"no answer from {url}/api/version within {args.timeout:g} s")
+        from hailo_ollama_service import checks
+        if args.pid is not None and not checks.pid_alive(args.pid):
+            _err(f"the server (pid {args.pid}) exited before its API answered")
+        else:
+            _err(f"no answer from {url}/api/version within {args.timeout:g} s")
         return EXIT_FAIL
     if not args.quiet:
         print(f"{url} answers (version {found})")
@@ -147,8 +152,8 @@ def cmd_postinst_report(args: argparse.Namespace) -> int:
 
 def cmd_warmup(args: argparse.Namespace) -> int:
     """Pull warmup.model if set and missing, then load it with a tiny chat."""
-    from hailo_ollama_service import settings, warmup
-    values = settings.load(_paths(args)).values
+    from hailo_ollama_service import render, warmup
+    values = render.served_values(_paths(args))
     return warmup.run(values, log=lambda line: print(line, flush=True))
 
 
@@ -181,8 +186,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull a model with progress."""
-    from hailo_ollama_service import pull, settings
-    values = settings.load(_paths(args)).values
+    from hailo_ollama_service import pull, render
+    values = render.served_values(_paths(args))
     progress = pull.Progress(sys.stdout, sys.stdout.isatty())
     try:
         pull.pull(values, args.model, progress)
@@ -197,9 +202,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time to first token and tokens/s, median of N runs."""
-    from hailo_ollama_service import benchmark, doctor, settings
+    from hailo_ollama_service import benchmark, doctor, render
     paths = _paths(args)
-    values = settings.load(paths).values
+    values = render.served_values(paths)
     host = doctor.Host(paths)
     try:
         return benchmark.bench(values, args.model or "", args.runs, lambda: doctor.soc_temperature(host),
@@ -207,6 +212,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except benchmark.BenchError as err:
         _err(f"error: {err}")
         return EXIT_FAIL
+
+
+def _mainpid() -> int | None:
+    value = os.environ.get("MAINPID", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(exit 0) or the timeout passes (exit 1).")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds to wait (default 60)")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--pid", type=int, default=_mainpid(), metavar="PID",
+                   help="probe where process PID listens and stop when it exits "
+                   "(default $MAINPID, which systemd sets for ExecStartPost=)")
     p.set_defaults(func=cmd_wait_ready)
 
     p = sub.add_parser("preflight", help="warn about a missing binary or device, or a port in use")

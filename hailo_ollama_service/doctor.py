@@ -364,9 +364,13 @@ def check_thermal(host: Host) -> Check:
 def diagnose(host: Host) -> list[Check]:
     """Run every check in a fixed order; return the list."""
     settings_check, values = check_settings(host)
-    api_check, listed, pulled = check_api(host, values)
+    try:  # with invalid settings the server still serves the last good ones
+        served: dict[str, Any] | None = render.served_values(host.paths)
+    except settings.ConfigError:
+        served = None
+    api_check, listed, pulled = check_api(host, served)
     result = [check_binary(host), check_generation(host, values), check_device(host), check_firmware(host),
-              settings_check, check_diversion(host), check_port(host, values), check_unit(host), api_check,
+              settings_check, check_diversion(host), check_port(host, served), check_unit(host), api_check,
               check_models(host, listed, pulled, api_check.status == "ok"), check_disk(host),
               check_memory(host, values), check_thermal(host)]
     if not host.is_root:

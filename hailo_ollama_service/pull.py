@@ -96,9 +96,11 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
     """
     import requests
 
+    session = requests.Session()
+    session.trust_env = False  # a local server: never through http_proxy
     url = api.base_url(values)
     try:
-        listed = requests.get(f"{url}/hailo/v1/list", timeout=connect_timeout).json().get("models", [])
+        listed = session.get(f"{url}/hailo/v1/list", timeout=connect_timeout).json().get("models", [])
     except requests.RequestException:
         raise PullError(f"the API at {url} does not answer; check: systemctl status hailo-ollama.service") from None
     except (ValueError, AttributeError):
@@ -110,7 +112,7 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
         raise PullError(f"the model library is unreachable ({problem}); check the network or "
                         "library.host in /etc/hailo/hailo-ollama.yaml")
     try:
-        with requests.post(f"{url}/api/pull", json={"model": model, "stream": True}, stream=True,
+        with session.post(f"{url}/api/pull", json={"model": model, "stream": True}, stream=True,
                            timeout=(connect_timeout, 300)) as reply:
             if reply.status_code == 404:
                 raise PullError(f"unknown model {model!r} (the server answered 404)")

@@ -139,6 +139,18 @@ def render(paths: Paths, keep_last_good: bool = False,
     return result
 
 
+def served_values(paths: Paths) -> dict[str, Value]:
+    """The settings the server was last rendered with (what it serves).
+
+    Returns the last good rendered settings when there are any, else the
+    effective settings; raises ConfigError when neither exists.
+    """
+    last = state.read_state(paths).get("last_good")
+    if isinstance(last, dict) and paths.upstream_json.exists():
+        return {**DEFAULTS, **{k: v for k, v in last.items() if k in DEFAULTS}}
+    return settings.load(paths).values
+
+
 def _input_snapshot(paths: Paths) -> list[tuple[str, int, int, int]]:
     """Identify the current settings files (name, inode, size, mtime)."""
     snap = []
@@ -180,9 +192,13 @@ def apply(paths: Paths, keep_last_good: bool, try_restart: bool,
         total.error = result.error
         total.dropin_changed |= result.dropin_changed
         if try_restart and result.server_affected:
-            if result.dropin_changed:
-                run(["daemon-reload"])
-            run(["try-restart", UNIT])
+            try:
+                if result.dropin_changed:
+                    run(["daemon-reload"])
+                run(["try-restart", UNIT])
+            except (subprocess.CalledProcessError, OSError) as err:
+                total.warnings.append(f"systemctl try-restart {UNIT} failed ({err}); "
+                                      f"see: journalctl -u {UNIT} -n 50 --no-pager")
         if not try_restart or _input_snapshot(paths) == before:
             break
     return total

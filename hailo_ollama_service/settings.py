@@ -31,7 +31,8 @@ class ConfigError(Exception):
     def __init__(self, where: str, message: str, line: int | None = None, key: str | None = None):
         self.where, self.line, self.key, self.message = where, line, key, message
         location = f"{where}:{line}" if line else where
-        text = f"{location}: {key}: {message}" if key else f"{location}: {message}"
+        parts = [p for p in (location, key, message) if p]
+        text = ": ".join(parts)
         super().__init__(text)
 
 
@@ -229,13 +230,13 @@ def parse_assignment(text: str) -> tuple[str, Value]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep:
-        raise ConfigError("command line", f"expected KEY=VALUE, not {text!r}")
+        raise ConfigError("", f"expected KEY=VALUE, not {text!r}")
     if key not in BY_KEY:
-        raise ConfigError("command line", "unknown setting" + _suggest(key, list(BY_KEY)), key=key)
+        raise ConfigError("", "unknown setting" + _suggest(key, list(BY_KEY)), key=key)
     try:
         return key, BY_KEY[key].parse_text(raw)
     except SettingError as err:
-        raise ConfigError("command line", str(err), key=key) from None
+        raise ConfigError("", str(err), key=key) from None
 
 
 def layer_yaml(values: dict[str, Value], header: str) -> str:

@@ -27,33 +27,39 @@ def run(values: dict[str, Value], log: Callable[[str], None]) -> int:
         return 0
     import requests
 
+    session = requests.Session()
+    session.trust_env = False  # a local server: never through http_proxy
     url = api.base_url(values)
     host = api.client_host(str(values["server.host"]))
     if api.wait_ready(host, int(values["server.port"]), 120.0) is None:
         log(f"warmup: {url} does not answer; skipped")
         return 0
     try:
-        tags = requests.get(f"{url}/api/tags", timeout=10).json().get("models", [])
+        tags = session.get(f"{url}/api/tags", timeout=10).json().get("models", [])
         if any(m.get("name") == model for m in tags if isinstance(m, dict)):
             log(f"warmup: {model} is already present")
         else:
             log(f"warmup: pulling {model} (this can take a while)")
             # Non-streaming: a streaming pull whose library is unreachable
             # kills upstream 5.1, a non-streaming one answers 500.
-            reply = requests.post(f"{url}/api/pull", json={"model": model, "stream": False},
+            reply = session.post(f"{url}/api/pull", json={"model": model, "stream": False},
                                   timeout=PULL_TIMEOUT)
             body = reply.json() if reply.content else {}
             if reply.status_code != 200 or body.get("status") != "success":
                 log(f"warmup: pull of {model} failed: HTTP {reply.status_code} {reply.text.strip()[:200]}")
                 return 0
             log(f"warmup: pulled {model}")
-        reply = requests.post(f"{url}/api/chat", timeout=CHAT_TIMEOUT, json={
+        reply = session.post(f"{url}/api/chat", timeout=CHAT_TIMEOUT, json={
             "model": model, "stream": False,
             "messages": [{"role": "user", "content": "Hi"}]})
         if reply.status_code == 200:
             log(f"warmup: {model} is loaded")
         else:
             log(f"warmup: loading {model} failed: HTTP {reply.status_code} {reply.text.strip()[:200]}")
+            # Upstream marks a model whose load failed as loaded, and crashes
+            # on the next request for it unless it is unloaded first.
+            session.post(f"{url}/api/generate", json={"model": model, "keep_alive": 0, "stream": False},
+                         timeout=30)
     except (requests.RequestException, ValueError) as err:
         log(f"warmup: {type(err).__name__}: {err}")
     return 0

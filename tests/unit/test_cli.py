@@ -141,7 +141,7 @@ def test_debconf_layer_prints_yaml_that_reads_back(tmp_path):
 def test_debconf_layer_refuses_an_invalid_answer_in_one_line(tmp_path):
     done = run(tmp_path, "debconf-layer", "server.port=99999")
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.strip() == ("hailo-ollama-service: error: command line: server.port: "
+    assert done.stderr.strip() == ("hailo-ollama-service: error: server.port: "
                                    "must be from 1 to 65535, not 99999")
 
 
@@ -198,3 +198,36 @@ def test_postinst_report_prints_the_url_or_the_journalctl_hint_and_always_exits_
     bad = run(tmp_path, "postinst-report", "--timeout", "0.5")
     assert bad.returncode == 0
     assert "journalctl -u hailo-ollama.service -n 100 --no-pager" in bad.stderr
+
+
+def test_wait_ready_gives_up_at_once_when_the_servers_process_has_exited(tmp_path):
+    import time
+    pin_port(tmp_path, 1)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    start = time.monotonic()
+    done = run(tmp_path, "wait-ready", "--timeout", "30", "--pid", str(dead.pid))
+    assert done.returncode == 1 and time.monotonic() - start < 10
+    assert f"the server (pid {dead.pid}) exited before its API answered" in done.stderr
+
+
+def test_wait_ready_probes_where_the_server_process_listens_not_the_newest_settings(tmp_path, fake_api):
+    pin_port(tmp_path, 1)  # settings edited since the server started: they name another port
+    done = run(tmp_path, "wait-ready", "--timeout", "10", "--pid", str(os.getpid()))
+    assert done.returncode == 0, done.stderr
+
+
+def test_wait_ready_uses_the_last_good_settings_while_the_conffile_is_invalid(tmp_path, fake_api):
+    pin_port(tmp_path, fake_api.port)
+    assert run(tmp_path, "render").returncode == 0
+    write(tmp_path / "etc/hailo/hailo-ollama.yaml", "server:\n  port: [\n")
+    done = run(tmp_path, "wait-ready", "--timeout", "5")
+    assert done.returncode == 0, done.stderr
+
+
+def test_wait_ready_reads_mainpid_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MAINPID", "4242")
+    args = cli.build_parser().parse_args(["wait-ready"])
+    assert args.pid == 4242
+    monkeypatch.delenv("MAINPID")
+    assert cli.build_parser().parse_args(["wait-ready"]).pid is None

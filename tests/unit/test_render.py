@@ -172,3 +172,24 @@ def test_render_creates_the_data_layout(paths):
     render.render(paths, owner=None)
     assert paths.manifests_dir.is_dir() and paths.blob_dir.is_dir()
     assert os.listdir(paths.manifests_dir) == []
+
+
+def test_a_failing_systemctl_is_a_warning_not_a_crash(paths):
+    import subprocess
+
+    def failing(args):
+        raise subprocess.CalledProcessError(1, ["systemctl", *args])
+    result = render.apply(paths, True, True, report=lambda _l: None, run=failing)
+    assert any("try-restart hailo-ollama.service failed" in w for w in result.warnings)
+
+
+def test_served_values_are_the_last_good_ones_while_the_settings_are_invalid(paths):
+    write(paths.conffile, "server:\n  port: 11500\n")
+    render.render(paths, owner=None)
+    write(paths.conffile, "server:\n  port: 0\n")
+    assert render.served_values(paths)["server.port"] == 11500
+
+
+def test_served_values_fall_back_to_the_settings_before_the_first_render(paths):
+    write(paths.conffile, "server:\n  port: 11600\n")
+    assert render.served_values(paths)["server.port"] == 11600

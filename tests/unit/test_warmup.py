@@ -57,3 +57,19 @@ def test_an_api_that_is_down_is_skipped(monkeypatch):
     lines = []
     assert warmup.run(values(port, "qwen2:1.5b"), lines.append) == 0
     assert "does not answer" in lines[-1]
+
+
+def test_a_failed_load_is_followed_by_an_unload_so_the_server_survives_the_next_request(fake_api):
+    fake_api.models.append("qwen2:1.5b")
+    fake_api.chat_status = 500
+    warmup.run(values(fake_api.port, "qwen2:1.5b"), lambda _l: None)
+    assert fake_api.requests[-1] == ("POST", "/api/generate",
+                                     {"model": "qwen2:1.5b", "keep_alive": 0, "stream": False})
+
+
+def test_a_proxy_in_the_environment_is_not_used_for_the_local_server(fake_api, monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    lines = []
+    warmup.run(values(fake_api.port, "qwen2:1.5b"), lines.append)
+    assert lines[-1] == "warmup: qwen2:1.5b is loaded"
