@@ -4,7 +4,7 @@ PYTHON ?= /usr/bin/python3
 PYTEST = $(PYTHON) -m pytest
 VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null || sed -n '1s/.*(\(.*\)).*/\1/p' debian/changelog)
 
-.PHONY: all test test-unit test-standin test-package test-system check deb standin-debs generate bench clean
+.PHONY: all test test-unit test-standin test-package test-system check deb standin-debs generate bench clean demo demo-stop
 
 all: test
 
@@ -44,3 +44,10 @@ bench:
 clean:
 	rm -rf dist build .pytest_cache *.egg-info
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+## A throwaway container with the package installed, API on 127.0.0.1:11434.
+demo:
+	tools/demo up
+
+demo-stop:
+	tools/demo down
