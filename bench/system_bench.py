@@ -1,0 +1,163 @@
+#!/usr/bin/python3
+"""Figures of hailo-ollama-service in a booted bookworm container (root).
+
+    sudo /usr/bin/python3 bench/system_bench.py [--repeat N]
+
+Prints a small table:
+  - wall time of `apt install ./hailo-ollama-service_*.deb` with its
+    dependencies (and the stand-in upstream) already present, no device;
+  - `systemctl start hailo-ollama.service` until the API answers, against
+    starting the same server by hand with the same user and environment
+    (the ratio is the unit's overhead: ExecStartPre render, sandbox, wait);
+  - a conffile edit until the server answers on the new port;
+  - the number of processes of the package left running beside the server
+    (target 0).
+The debs come from $HOS_DEB and $HOS_STANDIN_DIR, else they are built
+(tools/build-deb, tests/standin/build-debs).  Not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "system"))
+
+import harness  # noqa: E402
+import product  # noqa: E402
+
+TIMEOUT = 60
+
+
+def until_answering(c, port, timeout=TIMEOUT):
+    """Seconds until GET /api/version answers from the host (polled every 10 ms)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if product.answers(c, port):
+            return time.monotonic() - t0
+        time.sleep(0.01)
+    raise RuntimeError(f"not answering on {port} within {timeout}s")
+
+
+def until_silent(c, port, timeout=TIMEOUT):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if not product.answers(c, port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"still answering on {port}")
+
+
+def unit_start(c):
+    c.systemctl("stop", product.UNIT, check=True)
+    until_silent(c, product.PORT)
+    t0 = time.monotonic()
+    c.systemctl("start", product.UNIT, check=True, timeout=TIMEOUT)
+    until_answering(c, product.PORT)
+    return time.monotonic() - t0
+
+
+def hand_start(c, env_words):
+    """The server started by hand: same user, same environment, no unit."""
+    c.systemctl("stop", product.UNIT, check=True)
+    until_silent(c, product.PORT)
+    script = ("cd /var/lib/hailo-ollama && exec setpriv --reuid=hailo-ollama --regid=hailo-ollama "
+              "--init-groups env -i " + " ".join(shlex.quote(w) for w in env_words)
+              + " /usr/bin/hailo-ollama")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(["nsenter", "-t", str(c.init_pid), "-a", "--", "sh", "-c", script],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        until_answering(c, product.PORT)
+        return time.monotonic() - t0
+    finally:
+        c.exec(["pkill", "-TERM", "-u", "hailo-ollama", "-x", "hailo-ollama"], check=False)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        until_silent(c, product.PORT)
+
+
+def edit_to_served(c, shipped, port):
+    t0 = time.monotonic()
+    product.write_conffile(c, product.port_config(port, shipped), how="rename")
+    until_answering(c, port)
+    return time.monotonic() - t0
+
+
+def package_processes(c):
+    """Processes of the package other than the server's main process."""
+    main = product.main_pid(c)
+    r = c.exec(["ps", "-eo", "pid=,cgroup=,args="])
+    out = []
+    for line in r.stdout.splitlines():
+        pid, cgroup, args = (line.split(None, 2) + ["", ""])[:3]
+        if not pid.isdigit() or int(pid) == main:
+            continue
+        if "hailo-ollama" in cgroup or "hailo_ollama_service" in args or "hailo-ollama-service" in args:
+            if args.startswith("ps "):
+                continue
+            out.append(line.strip())
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    missing = harness.prerequisites()
+    if missing:
+        sys.exit("needs " + ", ".join(missing))
+    debs = product.Debs(Path(tempfile.mkdtemp(prefix="hos-bench-")))
+    rows = []
+    with harness.Container("bench") as c:
+        c.boot()
+        product.install_standin(c, debs)
+        # make the first install's dependencies and caches warm, then measure a fresh install
+        r = product.apt_install(c, debs.hos)
+        if r.rc != 0:
+            sys.exit(r.output)
+        product.apt(c, "purge", product.PACKAGE, check=True)
+        r = product.apt_install(c, debs.hos)
+        if r.rc != 0:
+            sys.exit(r.output)
+        rows.append(("apt install (deps present, no device)", f"{r.duration:.2f} s", ""))
+        until_answering(c, product.PORT)
+
+        env = c.unit_property(product.UNIT, "Environment").split()
+        units = [unit_start(c) for _ in range(args.repeat)]
+        hands = [hand_start(c, env) for _ in range(args.repeat)]
+        c.systemctl("start", product.UNIT, check=True, timeout=TIMEOUT)
+        until_answering(c, product.PORT)
+        u, h = statistics.median(units), statistics.median(hands)
+        rows.append(("systemctl start -> API answering", f"{u:.3f} s", f"median of {args.repeat}"))
+        rows.append(("server started by hand -> API answering", f"{h:.3f} s", f"median of {args.repeat}"))
+        rows.append(("unit overhead (ratio)", f"{u / h:.2f} x", ""))
+
+        shipped = c.read_file(product.CONFFILE)
+        edits = [edit_to_served(c, shipped, 11600 + i) for i in range(args.repeat)]
+        rows.append(("conffile edit -> served on the new port", f"{statistics.median(edits):.3f} s",
+                     f"median of {args.repeat}, max {max(edits):.3f} s"))
+        product.write_conffile(c, shipped, how="rename")
+        until_answering(c, product.PORT)
+        time.sleep(2)  # let the path unit's oneshot finish
+        extra = package_processes(c)
+        rows.append(("package processes beside the server", str(len(extra)), "; ".join(extra)[:60]))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'figure':<{width}}  {'value':>10}  note")
+    print(f"{'-' * width}  {'-' * 10}  {'-' * 20}")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>10}  {note}")
+
+
+if __name__ == "__main__":
+    main()
