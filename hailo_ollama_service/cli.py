@@ -142,6 +142,10 @@ def cmd_postinst_report(args: argparse.Namespace) -> int:
     except Exception as err:
         _err(f"warning: {err}; {hint}")
         return EXIT_OK
+    from hailo_ollama_service import checks
+    if checks.port_problem(port, _paths(args).root):  # preflight named the program: no use waiting
+        _err(f"warning: hailo-ollama cannot answer on {url} while another program holds port {port}; {hint}")
+        return EXIT_OK
     found = api.wait_ready(host, port, args.timeout)
     if found is not None:
         print(f"hailo-ollama is running: {url} (API version {found})")

@@ -231,3 +231,20 @@ def test_wait_ready_reads_mainpid_from_the_environment(monkeypatch):
     assert args.pid == 4242
     monkeypatch.delenv("MAINPID")
     assert cli.build_parser().parse_args(["wait-ready"]).pid is None
+
+
+def test_postinst_report_does_not_wait_while_another_program_holds_the_port(tmp_path):
+    import socket
+    import time
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(8)  # accepts, never answers: held by "python3" (this test)
+        conffile = write(tmp_path / "hailo-ollama.yaml",
+                         f"server:\n  host: 127.0.0.1\n  port: {squatter.getsockname()[1]}\n")
+        # The real /proc shows who holds the port: root "/" with the conffile moved aside.
+        env = dict(os.environ, PYTHONPATH=str(REPO), HAILO_OLLAMA_CONFIG=str(conffile))
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "hailo_ollama_service", "--root", "/",
+                               "postinst-report", "--timeout", "30"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and time.monotonic() - start < 10
+    assert "while another program holds port" in done.stderr and "journalctl" in done.stderr
