@@ -54,6 +54,9 @@ PACKAGES = [
     "python3", "python3-yaml", "python3-requests",
     "ucf", "debconf", "curl", "iproute2", "adduser", "passwd",
     "ca-certificates", "procps", "psmisc", "init-system-helpers", "less", "apt-utils",
+    # the Ansible example (test_86) connects over SSH, as to a real Pi, and
+    # its apt module needs python3-apt (installed on Raspberry Pi OS)
+    "openssh-server", "python3-apt",
 ]
 
 # Run inside the new root (as customize hooks) at build time.  "$1" is the root.
