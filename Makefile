@@ -4,7 +4,7 @@ PYTHON ?= /usr/bin/python3
 PYTEST = $(PYTHON) -m pytest
 VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null || sed -n '1s/.*(\(.*\)).*/\1/p' debian/changelog)
 
-.PHONY: all test test-unit test-standin test-package test-system check deb standin-debs generate bench clean demo demo-stop
+.PHONY: all test test-unit test-standin test-package test-system check deb standin-debs generate bench clean demo demo-stop bench-system
 
 all: test
 
@@ -40,6 +40,10 @@ generate:
 
 bench:
 	$(PYTHON) bench/render_bench.py
+
+## Booted-container figures (root): apt install, start overhead, edit latency.
+bench-system:
+	$(PYTHON) bench/system_bench.py
 
 clean:
 	rm -rf dist build .pytest_cache *.egg-info

@@ -122,3 +122,20 @@ def test_ownership_is_left_alone_when_not_root_or_no_service_user(monkeypatch):
 def test_a_corrupt_bookkeeping_file_is_treated_as_empty(paths):
     write(paths.render_state, "{not json")
     assert state.read_state(paths) == {}
+
+
+def test_the_layout_and_mirrored_manifests_are_owned_by_the_given_owner(paths):
+    import os
+
+    import pytest
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    owner = (65534, 65534)
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    book: dict = {}
+    state.sync(paths, owner, book)
+    for path in (paths.state_dir, paths.models_dir, paths.manifests_dir, paths.blob_dir,
+                 paths.manifests_dir / "qwen2", paths.manifests_dir / "qwen2/1.5b/manifest.json"):
+        info = path.stat()
+        assert (info.st_uid, info.st_gid) == owner, path
+    assert state.sync(paths, owner, book) == ([], [])  # correct ownership is no change
