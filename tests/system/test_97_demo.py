@@ -1,0 +1,40 @@
+"""make demo / make demo-stop (issue 6): the newcomer's two commands."""
+
+import json
+import socket
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import harness
+import product
+
+pytestmark = pytest.mark.system
+
+
+def port_open(port: int = 11434) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_make_demo_leaves_the_api_answering_and_make_demo_stop_leaves_nothing_running(base_root):
+    if port_open():
+        pytest.fail("port 11434 is already in use on this machine; the demo needs it", pytrace=False)
+    up = subprocess.run(["make", "-C", str(product.REPO), "demo"], capture_output=True, text=True, timeout=1800)
+    try:
+        assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-4000:]
+        assert "curl http://127.0.0.1:11434/api/version" in up.stdout
+        with urllib.request.urlopen("http://127.0.0.1:11434/api/version", timeout=10) as reply:
+            assert json.loads(reply.read()) == {"version": "0.5.1"}
+        state = json.loads((harness.CACHE_DIR / "demo.json").read_text())
+    finally:
+        down = subprocess.run(["make", "-C", str(product.REPO), "demo-stop"], capture_output=True, text=True,
+                              timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not (harness.CACHE_DIR / "demo.json").exists()
+    assert not port_open()
+    assert subprocess.run(["pgrep", "-f", f"systemd-nspawn -D {state['run_dir']}"]).returncode == 1
+    assert not Path(state["run_dir"]).exists()
