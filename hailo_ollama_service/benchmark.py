@@ -56,7 +56,9 @@ def one_run(url: str, model: str, timeout: float = 300.0,
                     continue
                 event = json.loads(raw)
                 if "error" in event:
-                    raise BenchError(f"generate failed: {event['error']}")
+                    hint = (f"; pull it first: hailo-ollama-service pull {model}"
+                            if "not found" in str(event["error"]) else "")
+                    raise BenchError(f"generate failed: {event['error']}{hint}")
                 if event.get("response"):
                     chunks += 1
                     if first is None:

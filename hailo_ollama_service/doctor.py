@@ -44,6 +44,8 @@ def run_command(argv: list[str], timeout: float = 3.0) -> tuple[int, str]:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
         return 127, f"{argv[0]}: not found"
+    except OSError as err:  # e.g. EACCES from a PATH entry this user cannot search
+        return 126, f"{argv[0]}: {err.strerror or err}"
     except subprocess.TimeoutExpired:
         return 124, f"{argv[0]}: timed out after {timeout:g} s"
     return done.returncode, (done.stdout + done.stderr).strip()
@@ -150,8 +152,8 @@ def check_device(host: Host) -> Check:
 def check_firmware(host: Host) -> Check:
     """What does ``hailortcli fw-control identify`` say?"""
     code, out = host.run(["hailortcli", "fw-control", "identify"])
-    if code == 127:
-        return Check("firmware", "skip", "hailortcli not installed; device not identified")
+    if code in (126, 127):
+        return Check("firmware", "skip", f"hailortcli not available ({out}); device not identified")
     arch = re.search(r"Device Architecture:\s*(\S+)", out)
     firmware = re.search(r"Firmware Version:\s*(.+)", out)
     if code != 0 or not arch:

@@ -41,3 +41,8 @@ def test_tokens_per_second_come_from_eval_count_when_the_server_gives_it(standin
     run = benchmark.one_run(f"http://127.0.0.1:{standin_with_device.port}", "qwen2:1.5b")
     assert run.first_token >= 0 and run.tokens_per_second > 0
     assert run.from_server
+
+
+def test_bench_of_a_model_not_pulled_says_to_pull_it(standin_with_device):
+    with pytest.raises(benchmark.BenchError, match="pull it first: hailo-ollama-service pull qwen2:1.5b"):
+        benchmark.bench(standin_with_device.values(), "qwen2:1.5b", 1, lambda: None, lambda _l: None)

@@ -93,7 +93,7 @@ def test_firmware_is_parsed_from_hailortcli(paths):
 
 def test_firmware_is_skipped_with_a_note_without_hailortcli(paths):
     check = doctor.check_firmware(host_for(paths))
-    assert check.status == "skip" and "not installed" in check.found
+    assert check.status == "skip" and "hailortcli not available" in check.found
 
 
 def test_a_failing_hailortcli_is_a_failure_with_its_last_line(paths):
@@ -201,6 +201,10 @@ def test_thermal_is_skipped_with_a_note_off_a_pi(paths):
 
 
 def test_a_full_run_with_the_api_down_is_fast_and_reports_every_check(paths):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    write(paths.conffile, f"server:\n  host: 127.0.0.1\n  port: {free}\n")
     start = time.monotonic()
     found = doctor.diagnose(host_for(paths, root=False))
     assert time.monotonic() - start < 5
@@ -235,3 +239,11 @@ def test_verify_passes_on_a_healthy_service_and_fails_when_the_api_is_down(paths
     assert by_id(found, "api").status == "ok" and by_id(found, "models").status == "ok"
     standin.stop()
     assert by_id(doctor.verify(host_for(paths)), "api").status == "fail"
+
+
+def test_a_command_that_cannot_be_executed_is_reported_not_raised(tmp_path):
+    script = tmp_path / "tool"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o644)  # not executable
+    code, out = doctor.run_command([str(script)])
+    assert code == 126 and "Permission denied" in out
