@@ -33,15 +33,19 @@ def base_url(values: dict[str, Value]) -> str:
     return f"http://{shown}:{values['server.port']}"
 
 
-def get_json(host: str, port: int, path: str, timeout: float) -> tuple[int, Any]:
-    """GET ``path`` and decode a JSON answer.
+def _request(method: str, host: str, port: int, path: str, timeout: float,
+             doc: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """Send one request (never through a proxy); return (status, decoded JSON body or None).
 
-    Returns (status, decoded body or None); raises OSError/HTTPException on
-    connection problems or when the server is slower than ``timeout``.
+    Raises OSError/HTTPException on connection problems or when the server
+    is slower than ``timeout``.
     """
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Accept": "application/json"})
+        if doc is None:
+            conn.request(method, path, headers={"Accept": "application/json"})
+        else:
+            conn.request(method, path, body=json.dumps(doc), headers={"Content-Type": "application/json"})
         response = conn.getresponse()
         body = response.read()
     finally:
@@ -50,6 +54,16 @@ def get_json(host: str, port: int, path: str, timeout: float) -> tuple[int, Any]
         return response.status, json.loads(body)
     except ValueError:
         return response.status, None
+
+
+def get_json(host: str, port: int, path: str, timeout: float) -> tuple[int, Any]:
+    """GET ``path``; return (status, decoded JSON or None). Raises like ``_request``."""
+    return _request("GET", host, port, path, timeout)
+
+
+def post_json(host: str, port: int, path: str, doc: dict[str, Any], timeout: float) -> tuple[int, Any]:
+    """POST ``doc`` as JSON; return (status, decoded JSON or None). Raises like ``_request``."""
+    return _request("POST", host, port, path, timeout, doc)
 
 
 def version(host: str, port: int, timeout: float = 2.0) -> str | None:
@@ -61,24 +75,6 @@ def version(host: str, port: int, timeout: float = 2.0) -> str | None:
     if status == 200 and isinstance(body, dict) and isinstance(body.get("version"), str):
         return body["version"]
     return None
-
-
-def post_json(host: str, port: int, path: str, doc: dict[str, Any], timeout: float) -> tuple[int, Any]:
-    """POST ``doc`` as JSON (never through a proxy); return (status, decoded body or None).
-
-    Raises OSError/HTTPException on connection problems or a timeout.
-    """
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("POST", path, body=json.dumps(doc), headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    try:
-        return response.status, json.loads(body)
-    except ValueError:
-        return response.status, None
 
 
 def wait_ready(host: str, port: int, timeout: float, interval: float = 0.25,

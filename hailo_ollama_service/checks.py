@@ -41,12 +41,12 @@ class PortHolder:
         return f"{self.command or 'an unknown program'}" + (f" ({', '.join(extra)})" if extra else "")
 
 
-def _listening_inodes(root: Path, port: int) -> set[str]:
-    """Socket inodes listening on ``port`` per /proc/net/tcp and tcp6."""
-    inodes: set[str] = set()
+def _tcp_listeners(net: Path) -> list[tuple[str, int, str]]:
+    """Parse LISTEN sockets of ``net``/tcp and tcp6: (hex address, port, inode)."""
+    found = []
     for name in ("tcp", "tcp6"):
         try:
-            lines = (root / "proc/net" / name).read_text().splitlines()[1:]
+            lines = (net / name).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -54,11 +54,16 @@ def _listening_inodes(root: Path, port: int) -> set[str]:
             if len(fields) < 10 or fields[3] != _LISTEN:
                 continue
             try:
-                if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(fields[9])
-            except (IndexError, ValueError):
+                address, port = fields[1].rsplit(":", 1)
+                found.append((address, int(port, 16), fields[9]))
+            except ValueError:
                 continue
-    return inodes
+    return found
+
+
+def _listening_inodes(root: Path, port: int) -> set[str]:
+    """Socket inodes listening on ``port`` per /proc/net/tcp and tcp6."""
+    return {inode for _address, number, inode in _tcp_listeners(root / "proc/net") if number == port}
 
 
 def _unit_of(root: Path, pid: str) -> str:
@@ -115,19 +120,8 @@ def pid_listeners(pid: int, root: Path = Path("/")) -> list[tuple[str, int]]:
             inodes.add(os.readlink(proc / "fd" / fd))
         except OSError:  # closed meanwhile (e.g. the descriptor listdir used)
             continue
-    found = []
-    for name in ("tcp", "tcp6"):
-        try:
-            lines = (proc / "net" / name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 10 or fields[3] != _LISTEN or f"socket:[{fields[9]}]" not in inodes:
-                continue
-            address, port = fields[1].rsplit(":", 1)
-            found.append((_decode_address(address), int(port, 16)))
-    return found
+    return [(_decode_address(address), port) for address, port, inode in _tcp_listeners(proc / "net")
+            if f"socket:[{inode}]" in inodes]
 
 
 def pid_alive(pid: int, root: Path = Path("/")) -> bool:
