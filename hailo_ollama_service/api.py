@@ -66,6 +66,28 @@ def post_json(host: str, port: int, path: str, doc: dict[str, Any], timeout: flo
     return _request("POST", host, port, path, timeout, doc)
 
 
+def local_session():  # type: ignore[no-untyped-def]
+    """Return a requests Session for the local server: never through $http_proxy.
+
+    requests is imported here, not at module level, so that the probes that
+    run at every service start stay fast.
+    """
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def unload_after_failed_load(session, url: str, model: str) -> None:  # type: ignore[no-untyped-def]
+    """Unload ``model`` with keep_alive 0 after a failed load.
+
+    Upstream marks a model whose load failed as loaded, and crashes on the
+    next request for it unless it is unloaded first. Raises what requests raises.
+    """
+    session.post(f"{url}/api/generate", json={"model": model, "keep_alive": 0, "stream": False}, timeout=30)
+
+
 def version(host: str, port: int, timeout: float = 2.0) -> str | None:
     """Return the server's ``/api/version`` string, or None if it does not answer."""
     try:

@@ -36,8 +36,7 @@ def one_run(url: str, model: str, timeout: float = 300.0,
     """Stream one /api/generate; return its Run. Raises BenchError."""
     import requests
 
-    session = requests.Session()
-    session.trust_env = False  # a local server: never through http_proxy
+    session = api.local_session()
     start = clock()
     first: float | None = None
     chunks = 0
@@ -46,10 +45,7 @@ def one_run(url: str, model: str, timeout: float = 300.0,
         with session.post(f"{url}/api/generate", stream=True, timeout=(5, timeout),
                            json={"model": model, "prompt": PROMPT, "stream": True}) as reply:
             if reply.status_code != 200:
-                # A failed load leaves the model marked loaded; upstream crashes
-                # on the next request for it unless it is unloaded first.
-                session.post(f"{url}/api/generate", json={"model": model, "keep_alive": 0, "stream": False},
-                             timeout=30)
+                api.unload_after_failed_load(session, url, model)
                 raise BenchError(f"generate failed: HTTP {reply.status_code} {reply.text.strip()[:200]}")
             for raw in reply.iter_lines():
                 if not raw.strip():
@@ -82,8 +78,7 @@ def pick_model(url: str, wanted: str) -> str:
 
     if wanted:
         return wanted
-    session = requests.Session()
-    session.trust_env = False
+    session = api.local_session()
     try:
         models = session.get(f"{url}/api/tags", timeout=5).json().get("models", [])
     except (requests.RequestException, ValueError) as err:

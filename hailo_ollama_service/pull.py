@@ -96,8 +96,7 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
     """
     import requests
 
-    session = requests.Session()
-    session.trust_env = False  # a local server: never through http_proxy
+    session = api.local_session()
     url = api.base_url(values)
     try:
         listed = session.get(f"{url}/hailo/v1/list", timeout=connect_timeout).json().get("models", [])

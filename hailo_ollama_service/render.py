@@ -38,6 +38,14 @@ class Result:
         return bool(self.changed)
 
 
+def _last_good(book: dict) -> dict[str, Value] | None:
+    """The last good settings recorded in the bookkeeping (defaults filled in), or None."""
+    last = book.get("last_good")
+    if not isinstance(last, dict):
+        return None
+    return {**DEFAULTS, **{k: v for k, v in last.items() if k in DEFAULTS}}
+
+
 def upstream_json(values: dict[str, Value]) -> bytes:
     """Return the upstream 5.1 ``hailo-ollama.json`` for the settings.
 
@@ -120,14 +128,14 @@ def render(paths: Paths, keep_last_good: bool = False,
         except settings.ConfigError as err:
             if not keep_last_good:
                 raise
-            last = book.get("last_good")
-            if not (paths.upstream_json.exists() and paths.dropin.exists() and isinstance(last, dict)):
+            last = _last_good(book)
+            if not (paths.upstream_json.exists() and paths.dropin.exists() and last is not None):
                 raise settings.ConfigError(err.where, f"{err.message}; and there is no earlier good "
                                            "configuration to keep", err.line, err.key) from None
             result.error = f"{err}; keeping the last good configuration"
             if not paths.env_file.exists():  # /run is empty after a reboot
                 ensure_dir(paths.env_file.parent)
-                write_atomic(paths.env_file, environment({**DEFAULTS, **last}))
+                write_atomic(paths.env_file, environment(last))
                 result.changed.append(str(paths.env_file))
         else:
             _write_outputs(paths, effective.values, result)
@@ -145,9 +153,9 @@ def served_values(paths: Paths) -> dict[str, Value]:
     Returns the last good rendered settings when there are any, else the
     effective settings; raises ConfigError when neither exists.
     """
-    last = state.read_state(paths).get("last_good")
-    if isinstance(last, dict) and paths.upstream_json.exists():
-        return {**DEFAULTS, **{k: v for k, v in last.items() if k in DEFAULTS}}
+    last = _last_good(state.read_state(paths))
+    if last is not None and paths.upstream_json.exists():
+        return last
     return settings.load(paths).values
 
 

@@ -27,8 +27,7 @@ def run(values: dict[str, Value], log: Callable[[str], None]) -> int:
         return 0
     import requests
 
-    session = requests.Session()
-    session.trust_env = False  # a local server: never through http_proxy
+    session = api.local_session()
     url = api.base_url(values)
     host = api.client_host(str(values["server.host"]))
     if api.wait_ready(host, int(values["server.port"]), 120.0) is None:
@@ -56,10 +55,7 @@ def run(values: dict[str, Value], log: Callable[[str], None]) -> int:
             log(f"warmup: {model} is loaded")
         else:
             log(f"warmup: loading {model} failed: HTTP {reply.status_code} {reply.text.strip()[:200]}")
-            # Upstream marks a model whose load failed as loaded, and crashes
-            # on the next request for it unless it is unloaded first.
-            session.post(f"{url}/api/generate", json={"model": model, "keep_alive": 0, "stream": False},
-                         timeout=30)
+            api.unload_after_failed_load(session, url, model)
     except (requests.RequestException, ValueError) as err:
         log(f"warmup: {type(err).__name__}: {err}")
     return 0
