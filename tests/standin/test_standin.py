@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -130,10 +131,12 @@ class Layout:
 class Standin:
     """One stand-in process with its output collected in the background."""
 
-    def __init__(self, layout: Layout, env: dict[str, str], args: tuple[str, ...]) -> None:
+    def __init__(self, layout: Layout, env: dict[str, str], args: tuple[str, ...],
+                 uid: Optional[int] = None) -> None:
         full_env = {**layout.env, **env}
         self.proc = subprocess.Popen([str(STANDIN), *args], cwd=layout.cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env={k: v for k, v in full_env.items() if v is not None})
+                                     stderr=subprocess.PIPE, env={k: v for k, v in full_env.items() if v is not None},
+                                     user=uid, group=uid, extra_groups=[] if uid is not None else None)
         self.port = layout.port
         self.url = f"http://127.0.0.1:{layout.port}"
         self._out: list[str] = []
@@ -715,14 +718,30 @@ def test_a_pull_into_an_unwritable_blob_dir_fails_without_crashing(layout: Layou
     assert server.alive() and server.get("/api/tags").json() == {"models": []}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
-def test_a_pull_into_a_read_only_blob_dir_fails_without_crashing(layout: Layout, run: Callable[..., Standin]) -> None:
-    layout.standard()
-    layout.blob.mkdir()
-    layout.blob.chmod(0o555)
-    standin = run()
-    response = standin.post("/api/pull", {"model": "qwen2:1.5b", "stream": False})
-    assert response.status_code == 500 and standin.alive()
+def test_a_pull_into_a_read_only_blob_dir_fails_without_crashing(tmp_path: Path) -> None:
+    # Root writes into a read-only directory, so as root the stand-in runs as
+    # "nobody" in a world-traversable copy of the layout it owns.
+    uid = 65534 if os.geteuid() == 0 else None
+    base = Path(tempfile.mkdtemp(prefix="standin-ro-")) if uid is not None else tmp_path
+    standin = None
+    try:
+        base.chmod(0o755)
+        layout = Layout(base)
+        layout.standard()
+        layout.blob.mkdir()
+        if uid is not None:
+            for path in [base, *base.rglob("*")]:
+                os.chown(path, uid, uid, follow_symlinks=False)
+        layout.blob.chmod(0o555)
+        standin = Standin(layout, {}, (), uid=uid).wait_running()
+        response = standin.post("/api/pull", {"model": "qwen2:1.5b", "stream": False})
+        assert response.status_code == 500 and standin.alive()
+        assert list(layout.blob.iterdir()) == []
+    finally:
+        if standin is not None:
+            standin.kill()
+        if uid is not None:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def test_delete_removes_the_blob_then_answers_404(layout: Layout, server: Standin) -> None:
