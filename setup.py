@@ -19,5 +19,8 @@ setup(
     packages=find_packages(include=["hailo_ollama_service", "hailo_ollama_service.*"]),
     install_requires=["PyYAML", "requests"],
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["hailo-ollama-service = hailo_ollama_service.cli:main"]},
+    # A plain script, not a console_scripts entry point: its "python3 -I"
+    # shebang keeps root's runs isolated (see the script), and it starts
+    # without scanning the installed distributions.
+    scripts=["bin/hailo-ollama-service"],
 )

@@ -41,6 +41,26 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sync_models(args: argparse.Namespace) -> int:
+    """The service user's step: models/{manifests,blob} and the manifest mirror.
+
+    As the service user (the unit's ExecStartPre=), or as root, which runs
+    it as the service user; see state.sync_as_service_user.
+    """
+    from hailo_ollama_service import state
+    changed, warnings, error = state.sync_as_service_user(_paths(args))
+    for line in changed:
+        print(f"changed: {line}", flush=True)
+    for warning in warnings:
+        _err(f"warning: {warning}")
+    if error:
+        _err(f"error: {error}")
+        return EXIT_FAIL
+    if not changed:
+        print("unchanged")
+    return EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the effective settings, one file, or one KEY=VALUE."""
     from pathlib import Path
@@ -235,15 +255,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("render", help="write the upstream JSON, environment, drop-in and data directory",
+    p = sub.add_parser("render", help="write the upstream JSON, environment and drop-in",
                        description="Render the settings into /etc/xdg/hailo-ollama/hailo-ollama.json, "
-                       "/run/hailo-ollama/hailo-ollama.env, the systemd drop-in and /var/lib/hailo-ollama. "
+                       "/run/hailo-ollama/hailo-ollama.env and the systemd drop-in (root's outputs). "
                        "Prints 'changed: PATH' per changed file or 'unchanged'.")
     p.add_argument("--keep-last-good", action="store_true",
                    help="on invalid settings, report the error and keep serving the previous output")
     p.add_argument("--try-restart", action="store_true",
-                   help="restart hailo-ollama.service (if running) when an output changed")
+                   help="also run sync-models (as the service user) and restart hailo-ollama.service "
+                   "(if running) when anything changed")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("sync-models", help="create /var/lib/hailo-ollama/models and mirror upstream's manifests",
+                       description="Create models/{manifests,blob} in /var/lib/hailo-ollama and mirror the "
+                       "manifests of /usr/share/hailo-ollama/models/manifests there, as the service user "
+                       "(root runs it as that user). Prints 'changed: PATH' per change or 'unchanged'.")
+    p.set_defaults(func=cmd_sync_models)
 
     p = sub.add_parser("check", help="validate the settings (like nginx -t)",
                        description="Validate the effective settings, or only FILE, or one KEY=VALUE.")
@@ -314,10 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     from hailo_ollama_service.fsutil import WriteError
+    from hailo_ollama_service.nofollow import Unsafe
     from hailo_ollama_service.settings import ConfigError
     try:
         return func(args)
-    except (ConfigError, WriteError) as err:
+    except (ConfigError, WriteError, Unsafe) as err:
         _err(f"error: {err}")
         return EXIT_FAIL
     except KeyboardInterrupt:

@@ -12,14 +12,13 @@ import grp
 import os
 import pwd
 import re
-import shutil
 import stat
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hailo_ollama_service import api, checks, render, settings
+from hailo_ollama_service import api, checks, nofollow, render, settings
 from hailo_ollama_service.paths import SERVICE_USER, UNIT, Paths
 
 JSON_VERSION = 1
@@ -263,7 +262,7 @@ def check_api(host: Host, values: dict[str, Any] | None) -> tuple[Check, list[st
 def check_models(host: Host, listed: list[str], pulled: list[str], api_up: bool) -> Check:
     """Are manifests visible to the server and blobs present?"""
     if not api_up:
-        count = sum(1 for _ in host.paths.manifests_dir.rglob("manifest.json")) if host.paths.manifests_dir.is_dir() else 0
+        count = len(_manifests(host.paths))
         return Check("models", "skip", f"API down; {count} manifests in {host.paths.manifests_dir}")
     if not listed:
         return Check("models", "fail", "the server lists no models", "sudo hailo-ollama-service render "
@@ -274,12 +273,29 @@ def check_models(host: Host, listed: list[str], pulled: list[str], api_up: bool)
     return Check("models", "ok", f"{len(listed)} available, pulled: {', '.join(pulled)}")
 
 
+def _manifests(paths: Paths) -> list[str]:
+    """Regular ``manifest.json`` files below models/manifests, relative paths.
+
+    The tree belongs to the service user and doctor may run as root: it is
+    walked by fd without following a link at any level, bounded in depth
+    and entries (nofollow.walk_files).
+    """
+    try:
+        with nofollow.opened_dir(paths.state_dir, "models/manifests") as fd:
+            return [rel for rel, what in nofollow.walk_files(fd)
+                    if what == "file" and rel.rsplit("/", 1)[-1] == "manifest.json"]
+    except OSError:
+        return []
+
+
 def _largest_model(paths: Paths) -> int:
     import json
     largest = 0
-    for manifest in paths.manifests_dir.rglob("manifest.json") if paths.manifests_dir.is_dir() else []:
+    for rel in _manifests(paths)[:200]:
+        parts = rel.split("/")
         try:
-            doc = json.loads(manifest.read_text())
+            with nofollow.opened_dir(paths.state_dir, "/".join(["models", "manifests", *parts[:-1]])) as fd:
+                doc = json.loads(nofollow.read_regular(fd, parts[-1], 1 << 20) or b"")
         except (OSError, ValueError):
             continue
         for key in ("size", "blob_size", "hef_size"):
@@ -291,8 +307,14 @@ def _largest_model(paths: Paths) -> int:
 
 def check_disk(host: Host) -> Check:
     """Is there room for another model where models are stored?"""
-    where = host.paths.models_dir if host.paths.models_dir.exists() else host.paths.root
-    free = shutil.disk_usage(where).free
+    try:  # the service user's models/ may be anything: no link followed
+        with nofollow.opened_dir(host.paths.state_dir, "models") as fd:
+            info = os.statvfs(fd)
+        where = host.paths.models_dir
+    except OSError:
+        info = os.statvfs(host.paths.root)
+        where = host.paths.root
+    free = info.f_bavail * info.f_frsize
     need = _largest_model(host.paths) or 2 * GIB
     found = f"{free / GIB:.1f} GiB free in {where}"
     if free < need:

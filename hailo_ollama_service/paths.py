@@ -16,7 +16,12 @@ SERVICE_USER = "hailo-ollama"
 
 @dataclass(frozen=True)
 class Paths:
-    """Every path the package reads or writes, already joined with the root."""
+    """Every path the package reads or writes, already joined with the root.
+
+    ``state_dir`` and everything below it belong to the service user (it can
+    write them, so root never trusts them); ``book_dir`` is root's own
+    bookkeeping, which the service user can read but not write.
+    """
 
     root: Path
     conffile: Path
@@ -26,7 +31,10 @@ class Paths:
     env_file: Path
     dropin: Path
     state_dir: Path
-    render_state: Path
+    mirror_record: Path
+    legacy_state: Path
+    book_dir: Path
+    book: Path
     upstream_manifests: Path
     lock_file: Path
 
@@ -72,7 +80,10 @@ def make_paths(root: str | os.PathLike[str] | None = None,
         env_file=at("/run/hailo-ollama/hailo-ollama.env"),
         dropin=at("/etc/systemd/system/hailo-ollama.service.d/50-hailo-ollama-service.conf"),
         state_dir=state_dir,
-        render_state=state_dir / "render-state.json",
+        mirror_record=state_dir / "mirror-state.json",
+        legacy_state=state_dir / "render-state.json",
+        book_dir=at("/var/lib/hailo-ollama-service"),
+        book=at("/var/lib/hailo-ollama-service/state.json"),
         upstream_manifests=at("/usr/share/hailo-ollama/models/manifests"),
         lock_file=at("/run/hailo-ollama/render.lock"),
     )

@@ -1,56 +1,47 @@
-"""The server's data directory: layout, ownership and the manifest mirror.
+"""The service user's data directory: its layout and the manifest mirror.
 
 Upstream 5.1 reads manifests only from its one data directory, so the
 manifests that the upstream package ships in /usr/share are copied into
-/var/lib/hailo-ollama/models/manifests. Bookkeeping of what was copied lives
-in render-state.json beside ``models/``: the server aborts on any stray file
-under ``models/manifests``.
+/var/lib/hailo-ollama/models/manifests. That tree belongs to the service
+user, which the package treats as hostile (it runs network-facing C++), so
+this work is done AS the service user: by the unit's unprivileged
+``ExecStartPre=``, or by root through ``sync_as_service_user`` (setpriv,
+bounded in time). Whatever the tree holds can then only hurt that user.
+
+The record of what was mirrored (relative path -> sha256) lives in
+``mirror-state.json`` beside ``models/``: upstream aborts on any stray file
+under ``models/manifests``. Root never reads it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import pwd
+import re
+import select
+import signal
+import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any
 
-from hailo_ollama_service.fsutil import WriteError, ensure_dir, remove_file, write_atomic
-from hailo_ollama_service.paths import SERVICE_USER, Paths
+from hailo_ollama_service import nofollow
+from hailo_ollama_service.fsutil import WriteError
+from hailo_ollama_service.paths import SERVICE_USER, UNIT, Paths
 
 MANIFEST_NAME = "manifest.json"
+MANIFEST_LIMIT = 1 << 20
+RECORD_LIMIT = 4 << 20
+LOCK_WAIT = 30.0
+SYNC_TIMEOUT = 60.0
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-
-def service_owner(user: str = SERVICE_USER) -> tuple[int, int] | None:
-    """Return (uid, gid) of the service user when running as root, else None.
-
-    None means "leave ownership alone" (non-root runs, or no such user yet).
-    """
-    if os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        return None
-    return entry.pw_uid, entry.pw_gid
-
-
-def read_state(paths: Paths) -> dict[str, Any]:
-    """Return the bookkeeping in render-state.json ({} if absent or unreadable)."""
-    try:
-        with open(paths.render_state, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_state(paths: Paths, data: dict[str, Any]) -> bool:
-    """Store the bookkeeping atomically; return True when it changed."""
-    ensure_dir(paths.state_dir)
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    return write_atomic(paths.render_state, text.encode(), 0o644)
+Changes = tuple[list[str], list[str]]
 
 
 def _digest(data: bytes) -> str:
@@ -58,102 +49,307 @@ def _digest(data: bytes) -> str:
 
 
 def upstream_manifests(source: Path) -> dict[str, bytes]:
-    """Read every ``manifest.json`` below ``source`` (no symlinked dirs).
+    """Read every ``manifest.json`` below ``source`` (root-owned /usr/share).
 
-    Returns relative path -> content; {} when ``source`` does not exist.
+    Symlinked directories are not entered, links and oversized files are
+    skipped. Returns relative path -> content; {} when ``source`` is missing.
     """
     found: dict[str, bytes] = {}
     if not source.is_dir():
         return found
     for directory, _dirs, files in os.walk(source, followlinks=False):
-        for name in files:
-            if name != MANIFEST_NAME:
-                continue
-            full = Path(directory) / name
-            if not full.is_file():
-                continue
-            found[str(full.relative_to(source))] = full.read_bytes()
+        if MANIFEST_NAME not in files:
+            continue
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            data = nofollow.read_regular(fd, MANIFEST_NAME, MANIFEST_LIMIT, directory)
+        except nofollow.Unsafe:
+            data = None
+        finally:
+            os.close(fd)
+        if data is not None:
+            found[str(Path(directory, MANIFEST_NAME).relative_to(source))] = data
     return found
 
 
-def ensure_layout(paths: Paths, owner: tuple[int, int] | None) -> list[str]:
-    """Create state_dir/models/{manifests,blob} owned by the service user.
+def _valid_record(data: object) -> dict[str, str]:
+    """Keep the entries of a record that name a manifest inside the tree."""
+    record: dict[str, str] = {}
+    if not isinstance(data, dict):
+        return record
+    for rel, digest in data.items():
+        try:
+            parts = nofollow.split(rel) if isinstance(rel, str) else []
+        except nofollow.Unsafe:
+            continue
+        if len(parts) >= 2 and parts[-1] == MANIFEST_NAME and isinstance(digest, str) and _DIGEST.match(digest):
+            record[rel] = digest
+    return record
 
-    Returns the paths that changed; raises WriteError.
+
+def _read_json(state_fd: int, name: str, where: Path) -> tuple[object, str | None]:
+    """(parsed JSON or None, warning or None) of ``name`` in the state dir."""
+    try:
+        data = nofollow.read_regular(state_fd, name, RECORD_LIMIT, where)
+    except nofollow.Unsafe as err:
+        return None, f"{err}; starting a new record"
+    if data is None:
+        return None, None
+    try:
+        return json.loads(data), None
+    except ValueError:
+        return None, f"{where}/{name}: not valid JSON; starting a new record"
+
+
+def read_record(paths: Paths, state_fd: int) -> tuple[dict[str, str], list[str], list[str]]:
+    """Return (record, changed, warnings): the mirror's record, taken over
+    from 1.0.0's ``render-state.json`` (then deleted) when there is none yet."""
+    changed: list[str] = []
+    warnings: list[str] = []
+    doc, warning = _read_json(state_fd, paths.mirror_record.name, paths.state_dir)
+    warnings += [warning] if warning else []
+    record = _valid_record(doc.get("mirrored") if isinstance(doc, dict) else None)
+    legacy_name = paths.legacy_state.name
+    if nofollow.kind(state_fd, legacy_name) is not None:
+        if doc is None:
+            old, _ = _read_json(state_fd, legacy_name, paths.state_dir)
+            record = _valid_record(old.get("mirrored") if isinstance(old, dict) else None)
+        if nofollow.kind(state_fd, legacy_name) == "dir":
+            warnings.append(f"{paths.legacy_state}: a directory; left as it is")
+        elif nofollow.unlink_at(state_fd, legacy_name):
+            changed.append(str(paths.legacy_state))
+    return record, changed, warnings
+
+
+def write_record(paths: Paths, state_fd: int, record: dict[str, str]) -> bool:
+    """Store the record atomically; True when it changed."""
+    text = json.dumps({"mirrored": record}, indent=2, sort_keys=True) + "\n"
+    return nofollow.write_at(state_fd, paths.mirror_record.name, text.encode(), 0o644, paths.state_dir)
+
+
+def ensure_layout(paths: Paths, state_fd: int) -> list[str]:
+    """Create ``models/{manifests,blob}`` below the state dir when missing.
+
+    Returns the directories created; raises Unsafe when a link or a file is
+    where a directory belongs, WriteError when one cannot be made.
     """
     changed = []
-    for directory in (paths.state_dir, paths.models_dir, paths.manifests_dir, paths.blob_dir):
-        if ensure_dir(directory, 0o755, owner):
-            changed.append(str(directory))
+    for parts in (["models"], ["models", "manifests"], ["models", "blob"]):
+        with_parent = nofollow.open_dir(state_fd, parts[:-1], paths.state_dir)
+        try:
+            existed = nofollow.kind(with_parent, parts[-1]) is not None
+        finally:
+            os.close(with_parent)
+        os.close(nofollow.open_dir(state_fd, parts, paths.state_dir, create=True))
+        if not existed:
+            changed.append(str(paths.state_dir.joinpath(*parts)))
     return changed
 
 
-def mirror(paths: Paths, record: dict[str, str], owner: tuple[int, int] | None) -> tuple[list[str], list[str]]:
+def _mirror_one(manifests_fd: int, where: Path, rel: str, data: bytes, record: dict[str, str]) -> Changes:
+    parts = nofollow.split(rel)
+    target = where / rel
+    try:
+        dir_fd = nofollow.open_dir(manifests_fd, parts[:-1], where, create=True)
+    except (nofollow.Unsafe, WriteError) as err:
+        return [], [f"{err}; {rel} not mirrored"]
+    try:
+        digest = _digest(data)
+        if nofollow.kind(dir_fd, MANIFEST_NAME) is not None and rel not in record:
+            try:
+                current = nofollow.read_regular(dir_fd, MANIFEST_NAME, MANIFEST_LIMIT, target.parent)
+            except nofollow.Unsafe as err:
+                return [], [f"{err}; not created by hailo-ollama-service, left as it is"]
+            if current is not None and _digest(current) != digest:
+                return [], [f"{target}: not created by hailo-ollama-service; left as it is"]
+        changed = [str(target)] if nofollow.write_at(dir_fd, MANIFEST_NAME, data, 0o644, target.parent) else []
+        record[rel] = digest
+        return changed, []
+    finally:
+        os.close(dir_fd)
+
+
+def _drop_one(manifests_fd: int, where: Path, rel: str, digest: str) -> Changes:
+    parts = nofollow.split(rel)
+    target = where / rel
+    try:
+        dir_fd = nofollow.open_dir(manifests_fd, parts[:-1], where)
+    except FileNotFoundError:
+        return [], []
+    except nofollow.Unsafe as err:
+        return [], [f"{err}; {rel} left as it is"]
+    try:
+        try:
+            current = nofollow.read_regular(dir_fd, MANIFEST_NAME, MANIFEST_LIMIT, target.parent)
+        except nofollow.Unsafe as err:
+            return [], [f"{err}; upstream dropped it, left as it is"]
+        if current is None:
+            return [], []
+        if _digest(current) != digest:
+            return [], [f"{target}: changed locally; upstream dropped it, so it is left as it is"]
+        nofollow.unlink_at(dir_fd, MANIFEST_NAME)
+    finally:
+        os.close(dir_fd)
+    for depth in range(len(parts) - 1, 0, -1):  # prune the folders it leaves empty
+        parent = nofollow.open_dir(manifests_fd, parts[:depth - 1], where)
+        try:
+            os.rmdir(parts[depth - 1], dir_fd=parent)
+        except OSError:
+            break
+        finally:
+            os.close(parent)
+    return [str(target)], []
+
+
+def mirror(paths: Paths, state_fd: int, record: dict[str, str]) -> Changes:
     """Bring the mirrored manifests in line with upstream's.
 
-    Takes the Paths, the record of earlier copies (relative path -> sha256;
-    updated in place) and the owner. Adds and updates upstream's manifests,
-    removes those upstream dropped, and never touches a file it did not copy
-    (a model the admin added) or a pulled blob. Returns (changed paths,
-    warnings); raises WriteError.
+    Takes the Paths, the state dir's fd and the record (updated in place).
+    Adds and updates upstream's manifests, removes those upstream dropped,
+    never touches a file it did not copy (a model the admin added) or a
+    pulled blob, and leaves anything odd (a link, a FIFO, a huge file) where
+    it is with a warning. Returns (changed paths, warnings).
     """
     changed: list[str] = []
     warnings: list[str] = []
     wanted = upstream_manifests(paths.upstream_manifests)
-    for rel, data in sorted(wanted.items()):
-        target = paths.manifests_dir / rel
-        digest = _digest(data)
-        if target.exists() and rel not in record:
-            if _digest(target.read_bytes()) != digest:
-                warnings.append(f"{target}: not created by hailo-ollama-service; left as it is")
-                continue
-        parent = target.parent
-        missing = []
-        while parent != paths.manifests_dir and not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
-        for directory in reversed(missing):
-            ensure_dir(directory, 0o755, owner)
-        if write_atomic(target, data, 0o644, owner):
-            changed.append(str(target))
-        record[rel] = digest
-    for rel in sorted(set(record) - set(wanted)):
-        target = paths.manifests_dir / rel
-        try:
-            current = target.read_bytes()
-        except FileNotFoundError:
-            current = None
-        if current is not None:
-            if _digest(current) != record[rel]:
-                warnings.append(f"{target}: changed locally; upstream dropped it, so it is left as it is")
-            elif remove_file(target):
-                changed.append(str(target))
-                _prune_empty(target.parent, paths.manifests_dir)
-        del record[rel]
+    manifests_fd = nofollow.open_dir(state_fd, ["models", "manifests"], paths.state_dir)
+    try:
+        for rel, data in sorted(wanted.items()):
+            more, warned = _mirror_one(manifests_fd, paths.manifests_dir, rel, data, record)
+            changed += more
+            warnings += warned
+        for rel in sorted(set(record) - set(wanted)):
+            more, warned = _drop_one(manifests_fd, paths.manifests_dir, rel, record.pop(rel))
+            changed += more
+            warnings += warned
+    finally:
+        os.close(manifests_fd)
     return changed, warnings
 
 
-def _prune_empty(directory: Path, stop: Path) -> None:
-    """Remove now-empty directories from ``directory`` up to (not incl.) ``stop``."""
-    while directory != stop and stop in directory.parents:
+def _lock(fd: int, where: Path, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
         try:
-            directory.rmdir()
-        except OSError:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
-        directory = directory.parent
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise WriteError(f"{where}: another sync holds the lock for over {wait:g} s") from None
+            time.sleep(0.05)
 
 
-def sync(paths: Paths, owner: tuple[int, int] | None, state: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Create the layout and refresh the mirror; ``state`` is updated in place.
+def sync(paths: Paths, lock_wait: float = LOCK_WAIT) -> Changes:
+    """The service user's step: layout, mirror and record, under a lock.
 
-    Returns (changed paths, warnings); raises WriteError.
+    Returns (changed paths, warnings). Raises FileNotFoundError when the
+    state dir is missing, nofollow.Unsafe when a link or a file is where a
+    directory of the layout belongs, WriteError when writing fails.
     """
-    changed = ensure_layout(paths, owner)
-    record = state.setdefault("mirrored", {})
-    if not isinstance(record, dict):
-        record = state["mirrored"] = {}
-    more, warnings = mirror(paths, record, owner)
-    return changed + more, warnings
+    state_fd = nofollow.open_base(paths.state_dir)
+    try:
+        _lock(state_fd, paths.state_dir, lock_wait)
+        changed = ensure_layout(paths, state_fd)
+        record, more, warnings = read_record(paths, state_fd)
+        changed += more
+        more, warned = mirror(paths, state_fd, record)
+        changed += more
+        warnings += warned
+        write_record(paths, state_fd, record)
+        return changed, warnings
+    finally:
+        os.close(state_fd)
 
 
-__all__ = ["WriteError", "service_owner", "read_state", "write_state", "sync", "mirror", "ensure_layout"]
+def _clean(line: str) -> str:
+    return _CONTROL.sub("?", line)[:300]
+
+
+def _bounded_run(argv: list[str], timeout: float) -> tuple[int | None, list[str]]:
+    """Run ``argv`` (an untrusted process); return (status or None on timeout,
+    its first output lines). Never waits past ``timeout``, whatever the
+    process or its children do with the pipe."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd="/", start_new_session=True, close_fds=True)
+    assert proc.stdout is not None
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            if len(out) < 65536:
+                out += chunk[:65536 - len(out)]
+        status = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        status = None
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        proc.stdout.close()
+    lines = [_clean(line) for line in out.decode("utf-8", "replace").splitlines()[:200]]
+    return status, lines
+
+
+def sync_as_service_user(paths: Paths, user: str = SERVICE_USER,
+                         timeout: float = SYNC_TIMEOUT) -> tuple[list[str], list[str], str | None]:
+    """Run the service user's step from root, as that user, bounded in time.
+
+    Not root: run ``sync`` in this process. Root: ``setpriv`` to the service
+    user (no supplementary groups, no new privileges, a clean environment)
+    running ``hailo-ollama-service sync-models``; its output is untrusted
+    and only relayed, cleaned of control characters. Nothing to do when the
+    state dir does not exist yet (the unit's first start makes and syncs
+    it). Returns (changed paths, warnings, error or None).
+    """
+    if os.geteuid() != 0:
+        try:
+            changed, warnings = sync(paths)
+        except FileNotFoundError:
+            return [], [], f"{paths.state_dir}: no such directory (the first start of {UNIT} makes it)"
+        except (nofollow.Unsafe, WriteError) as err:
+            return [], [], str(err)
+        except OSError as err:
+            return [], [], f"{paths.state_dir}: {err.strerror or err}"
+        return changed, warnings, None
+    try:
+        info = os.lstat(paths.state_dir)
+        entry = pwd.getpwnam(user)
+    except FileNotFoundError:
+        return [], [], None
+    except KeyError:
+        return [], [f"user {user} does not exist; models not synced"], None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != entry.pw_uid:
+        return [], [], f"{paths.state_dir}: not a directory owned by {user}; models not synced"
+    argv = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
+            "--no-new-privs", "--reset-env", sys.executable, "-I", "-m", "hailo_ollama_service",
+            "--root", str(paths.root), "sync-models"]
+    try:
+        status, lines = _bounded_run(argv, timeout)
+    except OSError as err:
+        return [], [], f"cannot run setpriv: {err.strerror or err}"
+    changed = [line[len("changed: "):] for line in lines if line.startswith("changed: ")]
+    prefix = "hailo-ollama-service: warning: "
+    warnings = [line[len(prefix):] for line in lines if line.startswith(prefix)]
+    if status is None:
+        return changed, warnings, f"sync-models as {user} did not finish within {timeout:g} s; stopped it"
+    if status != 0:
+        last = next((line for line in reversed(lines) if line.strip()), f"exit status {status}")
+        return changed, warnings, f"sync-models as {user} failed: {last.removeprefix('hailo-ollama-service: ')}"
+    return changed, warnings, None
+
+
+__all__ = ["WriteError", "sync", "sync_as_service_user", "mirror", "ensure_layout", "upstream_manifests"]

@@ -86,9 +86,12 @@ def test_the_deb_ships_the_units_conffile_sysusers_udev_rule_and_command(content
     assert contents["/usr/bin/hailo-ollama-service"].startswith("-rwx")
 
 
-def test_the_command_in_usr_bin_runs_the_packaged_cli(unpacked):
+def test_the_command_in_usr_bin_runs_the_packaged_cli_in_isolated_mode(unpacked):
     script = unpacked / "usr/bin/hailo-ollama-service"
-    assert script.read_text().startswith("#!/usr/bin/python3\n")
+    # -I: root's run from the unit (HOME=/var/lib/hailo-ollama) must not
+    # import from the service user's site-packages; no entry-point scan.
+    assert script.read_text().startswith("#!/usr/bin/python3 -I\n")
+    assert "importlib" not in script.read_text() and "pkg_resources" not in script.read_text()
     result = run(["/usr/bin/python3", str(script), "--version"],
                  env={"PYTHONPATH": str(unpacked / "usr/lib/python3/dist-packages")})
     assert result.stdout.strip() == f"hailo-ollama-service {changelog_version()}"
@@ -237,6 +240,10 @@ def test_the_server_unit_runs_upstream_as_the_service_user_with_the_seed_environ
                  ("WorkingDirectory", "/var/lib/hailo-ollama"), ("WantedBy", "multi-user.target"),
                  ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("CapabilityBoundingSet", "")]:
         assert pair in pairs, pair
+    pre = [value for key, value in found if key == "ExecStartPre"]
+    # root's render first, then the model tree as the service user (no "+")
+    assert pre == ["+/usr/bin/hailo-ollama-service render --keep-last-good",
+                   "/usr/bin/hailo-ollama-service sync-models"]
     post = dict(found)["ExecStartPost"]
     timeout = float(re.search(r"--timeout (\d+)", post).group(1))
     assert post.startswith("/usr/bin/hailo-ollama-service wait-ready")

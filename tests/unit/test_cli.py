@@ -30,7 +30,7 @@ def test_the_module_runs_from_the_source_tree_and_knows_its_version(tmp_path):
     assert done.stdout.strip() == f"hailo-ollama-service {__version__}"
 
 
-@pytest.mark.parametrize("command", ["render", "check", "config", "debconf-layer", "wait-ready",
+@pytest.mark.parametrize("command", ["render", "sync-models", "check", "config", "debconf-layer", "wait-ready",
                                      "preflight", "postinst-report", "warmup"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as done:
@@ -45,6 +45,26 @@ def test_render_reports_changed_files_then_unchanged(tmp_path):
     assert f"changed: {tmp_path}/etc/xdg/hailo-ollama/hailo-ollama.json" in first.stdout.splitlines()
     second = run(tmp_path, "render")
     assert (second.returncode, second.stdout) == (0, "unchanged\n")
+
+
+def test_sync_models_mirrors_the_manifests_and_then_reports_unchanged(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # as the service user: in this process
+    write(tmp_path / "usr/share/hailo-ollama/models/manifests/qwen2/1.5b/manifest.json", "{}")
+    (tmp_path / "var/lib/hailo-ollama").mkdir(parents=True)
+    assert cli.main(["--root", str(tmp_path), "sync-models"]) == 0
+    mirrored = tmp_path / "var/lib/hailo-ollama/models/manifests/qwen2/1.5b/manifest.json"
+    assert f"changed: {mirrored}" in capsys.readouterr().out.splitlines()
+    assert cli.main(["--root", str(tmp_path), "sync-models"]) == 0
+    assert capsys.readouterr().out == "unchanged\n"
+
+
+def test_sync_models_with_a_link_in_the_layout_fails_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    (tmp_path / "var/lib/hailo-ollama").mkdir(parents=True)
+    (tmp_path / "var/lib/hailo-ollama/models").symlink_to(tmp_path)
+    assert cli.main(["--root", str(tmp_path), "sync-models"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "models: a symbolic link or not a directory; refusing to use it" in err
 
 
 BAD = {

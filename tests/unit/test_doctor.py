@@ -12,6 +12,7 @@ from unit_helpers import write
 
 from hailo_ollama_service import doctor, render
 from hailo_ollama_service.doctor import Host
+from hailo_ollama_service.schema import DEFAULTS
 
 SHOW_ACTIVE = ("ActiveState=active\nSubState=running\nNRestarts=0\nExecMainStatus=0\nExecMainCode=0\n"
                "UnitFileState=enabled\nLoadState=loaded")
@@ -47,8 +48,8 @@ def test_binary_reports_the_upstream_package_version(paths):
 
 @pytest.mark.parametrize("version,kind", [("5.1.1", "5.1 (config file)"), ("5.3.0-1", "5.3 (environment)")])
 def test_generation_compares_the_file_that_upstream_version_reads(paths, version, kind):
-    render.render(paths, owner=None)
-    values = dict(render.DEFAULTS)
+    render.render(paths)
+    values = dict(DEFAULTS)
     check = doctor.check_generation(host_for(paths, {"dpkg-query -W": (0, version)}), values)
     assert check.status == "ok" and kind in check.found
     target = paths.env_file if version.startswith("5.3") else paths.upstream_json
@@ -111,7 +112,7 @@ def test_invalid_settings_fail_with_the_one_line_error(paths):
 def test_settings_not_yet_rendered_warn_and_rendered_ones_pass(paths):
     check, _ = doctor.check_settings(host_for(paths))
     assert check.status == "warn"
-    render.render(paths, owner=None)
+    render.render(paths)
     check, _ = doctor.check_settings(host_for(paths))
     assert check.status == "ok"
 
@@ -150,7 +151,7 @@ def test_an_api_that_accepts_and_never_answers_does_not_hang_the_check(paths):
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        values = dict(render.DEFAULTS, **{"server.host": "127.0.0.1", "server.port": silent.getsockname()[1]})
+        values = dict(DEFAULTS, **{"server.host": "127.0.0.1", "server.port": silent.getsockname()[1]})
         start = time.monotonic()
         check, _, _ = doctor.check_api(host_for(paths), values)
     assert check.status == "fail" and time.monotonic() - start < 3
@@ -158,7 +159,7 @@ def test_an_api_that_accepts_and_never_answers_does_not_hang_the_check(paths):
 
 def test_the_port_check_names_another_holder_with_the_fix(standin):
     from hailo_ollama_service.paths import make_paths
-    values = dict(render.DEFAULTS, **{"server.port": standin.port})
+    values = dict(DEFAULTS, **{"server.port": standin.port})
     check = doctor.check_port(Host(make_paths("/", {}), is_root=True), values)
     assert check.status == "fail"  # the stand-in runs as python3, not as our hailo-ollama service
     assert f"port {standin.port} is already in use by python3" in check.found and "kill" in check.fix
@@ -166,24 +167,50 @@ def test_the_port_check_names_another_holder_with_the_fix(standin):
 
 def test_a_free_port_warns_that_nothing_listens(paths):
     write(paths.root / "proc/net/tcp", "header\n")
-    check = doctor.check_port(host_for(paths), dict(render.DEFAULTS))
+    check = doctor.check_port(host_for(paths), dict(DEFAULTS))
     assert check.status == "warn" and "nothing listens on port 11434" in check.found
 
 
 def test_disk_space_below_two_gibibytes_warns(paths, monkeypatch):
     from collections import namedtuple
-    usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(doctor.shutil, "disk_usage", lambda _p: usage(10, 9, 1024 ** 3))
-    assert doctor.check_disk(host_for(paths)).status == "warn"
-    monkeypatch.setattr(doctor.shutil, "disk_usage", lambda _p: usage(10, 9, 50 * 1024 ** 3))
+    usage = namedtuple("usage", "f_bavail f_frsize")
+    (paths.models_dir).mkdir(parents=True)
+    monkeypatch.setattr(doctor.os, "statvfs", lambda _p: usage(1024 ** 2, 1024))
+    check = doctor.check_disk(host_for(paths))
+    assert check.status == "warn" and str(paths.models_dir) in check.found
+    monkeypatch.setattr(doctor.os, "statvfs", lambda _p: usage(50 * 1024 ** 2, 1024))
     assert doctor.check_disk(host_for(paths)).status == "ok"
+
+
+def test_as_root_doctor_follows_no_link_and_opens_no_fifo_in_the_service_users_tree(paths, tmp_path):
+    outside = tmp_path / "outside"
+    write(outside / "a/1b/manifest.json", json.dumps({"size": 99 * 1024 ** 4}))
+    paths.manifests_dir.mkdir(parents=True)
+    (paths.manifests_dir / "linked").symlink_to(outside / "a")
+    write(paths.manifests_dir / "q/1b/manifest.json", json.dumps({"size": 1}))
+    (paths.manifests_dir / "q/2b").mkdir()
+    os.mkfifo(paths.manifests_dir / "q/2b/manifest.json")
+    (paths.manifests_dir / "q/3b").mkdir()
+    with open(paths.manifests_dir / "q/3b/manifest.json", "wb") as handle:
+        handle.truncate(8 << 30)
+    assert doctor._manifests(paths) == ["q/1b/manifest.json", "q/3b/manifest.json"]
+    assert doctor._largest_model(paths) == 1  # the FIFO is not opened, the sparse file not read
+    check = doctor.check_models(host_for(paths), [], [], api_up=False)
+    assert "2 manifests" in check.found
+
+
+def test_a_link_in_place_of_models_is_not_where_free_space_is_measured(paths, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    paths.state_dir.mkdir(parents=True)
+    paths.models_dir.symlink_to(tmp_path / "elsewhere")
+    assert str(paths.models_dir) not in doctor.check_disk(host_for(paths)).found
 
 
 @pytest.mark.parametrize("limit,status", [("4G", "ok"), ("512M", "warn"), ("16G", "warn"), ("50%", "ok"),
                                           ("infinity", "ok")])
 def test_the_memory_limit_is_compared_with_the_ram(paths, limit, status):
     write(paths.root / "proc/meminfo", "MemTotal:        8253404 kB\nMemFree: 1 kB\n")
-    values = dict(render.DEFAULTS, **{"resource_limits.memory_max": limit})
+    values = dict(DEFAULTS, **{"resource_limits.memory_max": limit})
     assert doctor.check_memory(host_for(paths), values).status == status
 
 

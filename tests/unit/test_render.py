@@ -10,13 +10,15 @@ import pytest
 from unit_helpers import tree, write
 
 from hailo_ollama_service import render
+from hailo_ollama_service.schema import DEFAULTS
 from hailo_ollama_service.settings import ConfigError
 
+NO_SYNC = lambda _paths: ([], [], None)  # noqa: E731
 UPSTREAM_5_1_KEYS = {"server": {"host", "port"}, "library": {"host", "port"}, "main_poll_time_ms": None}
 
 
 def test_the_json_has_exactly_the_upstream_5_1_schema_with_integers(paths):
-    render.render(paths, owner=None)
+    render.render(paths)
     doc = json.loads(paths.upstream_json.read_text())
     assert doc == {"server": {"host": "0.0.0.0", "port": 11434},
                    "library": {"host": "dev-public.hailo.ai", "port": 443}, "main_poll_time_ms": 200}
@@ -25,7 +27,7 @@ def test_the_json_has_exactly_the_upstream_5_1_schema_with_integers(paths):
 
 def test_settings_from_the_conffile_reach_the_json_env_and_drop_in(paths):
     write(paths.conffile, "server:\n  port: 11500\nresource_limits:\n  memory_max: 2G\n  cpu_quota: 150%\n")
-    render.render(paths, owner=None)
+    render.render(paths)
     assert json.loads(paths.upstream_json.read_text())["server"]["port"] == 11500
     assert "OLLAMA_HOST=0.0.0.0:11500\n" in paths.env_file.read_text()
     dropin = paths.dropin.read_text()
@@ -33,7 +35,7 @@ def test_settings_from_the_conffile_reach_the_json_env_and_drop_in(paths):
 
 
 def test_the_environment_brackets_ipv6_and_adds_group_and_library_only_when_set():
-    values = dict(render.DEFAULTS)
+    values = dict(DEFAULTS)
     assert render.environment(values).decode().splitlines()[1:] == ["OLLAMA_HOST=0.0.0.0:11434"]
     values.update({"server.host": "::", "device.group_id": "SHARED", "library.host": "mirror.example"})
     assert render.environment(values).decode().splitlines()[1:] == [
@@ -42,7 +44,7 @@ def test_the_environment_brackets_ipv6_and_adds_group_and_library_only_when_set(
 
 
 def test_an_infinite_cpu_quota_resets_the_limit():
-    values = dict(render.DEFAULTS, **{"resource_limits.cpu_quota": "infinity"})
+    values = dict(DEFAULTS, **{"resource_limits.cpu_quota": "infinity"})
     assert "\nCPUQuota=\n" in render.dropin(values).decode()
 
 
@@ -52,7 +54,7 @@ def test_the_drop_in_sorts_before_an_admins_systemctl_edit_override(paths):
 
 
 def test_outputs_are_0644_and_nothing_is_world_writable(paths):
-    render.render(paths, owner=None)
+    render.render(paths)
     for path in (paths.upstream_json, paths.env_file, paths.dropin):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
     for path in paths.root.rglob("*"):
@@ -60,27 +62,27 @@ def test_outputs_are_0644_and_nothing_is_world_writable(paths):
 
 
 def test_a_second_render_of_unchanged_settings_rewrites_nothing(paths):
-    first = render.render(paths, owner=None)
+    first = render.render(paths)
     assert str(paths.upstream_json) in first.changed
     stamps = {p: p.stat().st_mtime_ns for p in (paths.upstream_json, paths.env_file, paths.dropin)}
     inodes = {p: p.stat().st_ino for p in stamps}
-    second = render.render(paths, owner=None)
+    second = render.render(paths)
     assert second.changed == []
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert {p: p.stat().st_ino for p in stamps} == inodes
 
 
 def test_only_the_changed_output_is_reported(paths):
-    render.render(paths, owner=None)
+    render.render(paths)
     write(paths.conffile, "resource_limits:\n  memory_max: 1G\n")
-    assert render.render(paths, owner=None).changed == [str(paths.dropin)]
+    assert render.render(paths).changed == [str(paths.dropin)]
 
 
 def test_invalid_settings_write_nothing_at_all(paths):
     write(paths.conffile, "server:\n  port: 70000\n")
     before = tree(paths.root)
     with pytest.raises(ConfigError, match="hailo-ollama.yaml:2: server.port"):
-        render.render(paths, owner=None)
+        render.render(paths)
     after = tree(paths.root)
     after.pop("run/hailo-ollama/render.lock", None)
     assert after == before
@@ -88,10 +90,10 @@ def test_invalid_settings_write_nothing_at_all(paths):
 
 def test_with_keep_last_good_an_invalid_edit_keeps_the_previous_outputs(paths):
     write(paths.conffile, "server:\n  port: 11500\n")
-    render.render(paths, owner=None)
+    render.render(paths)
     before = tree(paths.root)
     write(paths.conffile, "server:\n  port: [\n")
-    result = render.render(paths, keep_last_good=True, owner=None)
+    result = render.render(paths, keep_last_good=True)
     assert "malformed YAML" in result.error and "keeping the last good configuration" in result.error
     assert result.changed == []
     before[str(paths.conffile.relative_to(paths.root))] = paths.conffile.read_bytes()
@@ -100,10 +102,10 @@ def test_with_keep_last_good_an_invalid_edit_keeps_the_previous_outputs(paths):
 
 def test_with_keep_last_good_the_env_file_is_restored_after_a_reboot_from_the_last_good(paths):
     write(paths.conffile, "server:\n  port: 11500\n")
-    render.render(paths, owner=None)
+    render.render(paths)
     write(paths.conffile, "server:\n  port: nope\n")
     paths.env_file.unlink()  # /run is a tmpfs
-    result = render.render(paths, keep_last_good=True, owner=None)
+    result = render.render(paths, keep_last_good=True)
     assert result.error
     assert "OLLAMA_HOST=0.0.0.0:11500" in paths.env_file.read_text()
 
@@ -111,7 +113,7 @@ def test_with_keep_last_good_the_env_file_is_restored_after_a_reboot_from_the_la
 def test_with_keep_last_good_but_no_earlier_output_the_render_fails_clearly(paths):
     write(paths.conffile, "server:\n  port: 0\n")
     with pytest.raises(ConfigError, match="no earlier good configuration to keep"):
-        render.render(paths, keep_last_good=True, owner=None)
+        render.render(paths, keep_last_good=True)
     assert not paths.upstream_json.exists()
 
 
@@ -121,32 +123,35 @@ def test_a_symlink_planted_at_an_output_is_refused_and_its_target_untouched(path
     paths.upstream_json.symlink_to(victim)
     from hailo_ollama_service.fsutil import WriteError
     with pytest.raises(WriteError, match="symbolic link"):
-        render.render(paths, owner=None)
+        render.render(paths)
     assert victim.read_text() == "precious\n"
 
 
 def test_apply_restarts_only_when_an_output_changed(paths):
     calls = []
-    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append)
+    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append,
+                 sync=NO_SYNC)
     assert calls == [["daemon-reload"], ["try-restart", "hailo-ollama.service"]]
     calls.clear()
-    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append)
+    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append,
+                 sync=NO_SYNC)
     assert calls == []
     write(paths.conffile, "server:\n  port: 11600\n")
-    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append)
+    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append,
+                 sync=NO_SYNC)
     assert calls == [["try-restart", "hailo-ollama.service"]]
 
 
 def test_apply_does_not_restart_for_an_invalid_edit(paths):
-    render.render(paths, owner=None)
+    render.render(paths)
     write(paths.conffile, "server:\n  port: 0\n")
     calls = []
-    result = render.apply(paths, True, True, report=lambda _l: None, run=calls.append)
+    result = render.apply(paths, True, True, report=lambda _l: None, run=calls.append, sync=NO_SYNC)
     assert result.error and calls == []
 
 
 def test_apply_renders_again_when_the_conffile_changes_during_a_restart(paths):
-    render.render(paths, owner=None)
+    render.render(paths)
     ports = iter([11501, 11502])
     calls = []
 
@@ -157,7 +162,7 @@ def test_apply_renders_again_when_the_conffile_changes_during_a_restart(paths):
             write(paths.conffile, f"server:\n  port: {port}\n")
 
     write(paths.conffile, "server:\n  port: 11500\n")
-    render.apply(paths, True, True, report=lambda _l: None, run=restart)
+    render.apply(paths, True, True, report=lambda _l: None, run=restart, sync=NO_SYNC)
     assert json.loads(paths.upstream_json.read_text())["server"]["port"] == 11502
     assert len(calls) == 3
 
@@ -168,10 +173,103 @@ def test_apply_without_try_restart_never_calls_systemctl(paths):
     assert calls == []
 
 
-def test_render_creates_the_data_layout(paths):
-    render.render(paths, owner=None)
-    assert paths.manifests_dir.is_dir() and paths.blob_dir.is_dir()
-    assert os.listdir(paths.manifests_dir) == []
+def test_render_never_touches_the_service_users_tree(paths):
+    write(paths.upstream_manifests / "qwen2/1.5b/manifest.json", "{}")
+    render.render(paths)
+    assert not paths.state_dir.exists()
+    write(paths.legacy_state, json.dumps({"last_good": {"server.port": 11999}, "mirrored": {"../../x": "0" * 64}}))
+    before = tree(paths.state_dir)
+    render.render(paths, keep_last_good=True)
+    assert tree(paths.state_dir) == before
+
+
+def test_roots_bookkeeping_lies_outside_the_service_users_tree(paths):
+    render.render(paths)
+    assert paths.book.is_file() and paths.book.parent == paths.book_dir
+    assert paths.state_dir not in paths.book.parents
+    assert stat.S_IMODE(paths.book_dir.stat().st_mode) == 0o755
+    assert stat.S_IMODE(paths.book.stat().st_mode) == 0o644
+
+
+def test_the_old_bookkeeping_in_the_service_users_tree_is_never_trusted(paths):
+    write(paths.conffile, "server:\n  port: 11500\n")
+    render.render(paths)
+    paths.book.unlink()  # as after an upgrade from 1.0.0
+    write(paths.legacy_state, json.dumps({"last_good": {"server.port": 11999}}))
+    write(paths.conffile, "server:\n  port: nope\n")
+    paths.env_file.unlink()
+    result = render.render(paths, keep_last_good=True)
+    assert result.error
+    assert "OLLAMA_HOST=0.0.0.0:11500\n" in paths.env_file.read_text()
+    assert render.served_values(paths)["server.port"] == 11500
+
+
+def test_without_roots_record_the_last_good_settings_are_rebuilt_from_the_rendered_files(paths):
+    write(paths.conffile, "server:\n  host: 127.0.0.1\n  port: 11500\nresource_limits:\n  memory_max: 2G\n"
+          "  cpu_quota: infinity\ndevice:\n  group_id: SHARED\nmain_poll_time_ms: 300\n")
+    render.render(paths)
+    expected = json.loads(paths.book.read_text())["last_good"]
+    paths.book.unlink()
+    write(paths.conffile, "server: [\n")
+    render.render(paths, keep_last_good=True)
+    assert json.loads(paths.book.read_text())["last_good"] == expected
+
+
+def test_a_bookkeeping_file_others_could_write_is_ignored(paths):
+    write(paths.conffile, "server:\n  port: 11500\n")
+    render.render(paths)
+    doc = json.loads(paths.book.read_text())
+    doc["last_good"]["server.port"] = 11999
+    paths.book.write_text(json.dumps(doc))
+    os.chmod(paths.book, 0o666)
+    assert render.served_values(paths)["server.port"] == 11500  # from the settings, not the file
+
+
+@pytest.mark.parametrize("key, value", [
+    ("server.host", "example.org\nExecStartPre=/bin/sh"), ("resource_limits.memory_max", "4G\nUser=root"),
+    ("resource_limits.cpu_quota", "80%\\"), ("device.group_id", "A\rB"), ("library.host", "a$b"),
+    ("server.port", "11434\nX=1")])
+def test_a_value_that_could_add_a_line_to_a_systemd_file_is_refused_before_writing(paths, key, value):
+    values = dict(DEFAULTS, **{key: value})
+    from hailo_ollama_service.fsutil import WriteError
+    with pytest.raises(WriteError, match=f"{key}: refusing to write"):
+        render.environment(values) + render.dropin(values)
+
+
+def test_a_poisoned_last_good_record_is_not_written_into_the_environment(paths):
+    write(paths.conffile, "server:\n  port: 11500\n")
+    render.render(paths)
+    doc = json.loads(paths.book.read_text())
+    doc["last_good"]["server.host"] = "0.0.0.0\nLD_PRELOAD=/tmp/x.so"
+    paths.book.write_text(json.dumps(doc))
+    write(paths.conffile, "server: [\n")
+    paths.env_file.unlink()
+    render.render(paths, keep_last_good=True)
+    assert "LD_PRELOAD" not in paths.env_file.read_text()
+
+
+def test_apply_with_try_restart_syncs_the_models_and_restarts_when_only_they_changed(paths):
+    render.render(paths)
+    calls, synced = [], []
+
+    def sync(p):
+        synced.append(p)
+        return [str(p.manifests_dir / "new/1b/manifest.json")], [], None
+    result = render.apply(paths, True, True, report=lambda _l: None, run=calls.append, sync=sync)
+    assert synced == [paths] and calls == [["try-restart", "hailo-ollama.service"]]
+    assert result.changed == [str(paths.manifests_dir / "new/1b/manifest.json")]
+
+
+def test_apply_reports_a_failed_model_sync_as_a_warning(paths):
+    result = render.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None,
+                          sync=lambda p: ([], [], "sync-models as hailo-ollama failed: boom"))
+    assert "sync-models as hailo-ollama failed: boom" in result.warnings
+
+
+def test_apply_without_try_restart_leaves_the_models_to_the_units_own_step(paths):
+    synced = []
+    render.apply(paths, True, False, report=lambda _l: None, sync=lambda p: synced.append(p) or ([], [], None))
+    assert synced == []
 
 
 def test_a_failing_systemctl_is_a_warning_not_a_crash(paths):
@@ -179,13 +277,13 @@ def test_a_failing_systemctl_is_a_warning_not_a_crash(paths):
 
     def failing(args):
         raise subprocess.CalledProcessError(1, ["systemctl", *args])
-    result = render.apply(paths, True, True, report=lambda _l: None, run=failing)
+    result = render.apply(paths, True, True, report=lambda _l: None, run=failing, sync=NO_SYNC)
     assert any("try-restart hailo-ollama.service failed" in w for w in result.warnings)
 
 
 def test_served_values_are_the_last_good_ones_while_the_settings_are_invalid(paths):
     write(paths.conffile, "server:\n  port: 11500\n")
-    render.render(paths, owner=None)
+    render.render(paths)
     write(paths.conffile, "server:\n  port: 0\n")
     assert render.served_values(paths)["server.port"] == 11500
 

@@ -1,10 +1,13 @@
-"""Tests of state.py: the data directory and the manifest mirror."""
+"""Tests of state.py: the service user's data directory and the manifest mirror."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 
-from unit_helpers import write
+import pytest
+from unit_helpers import tree, write
 
 from hailo_ollama_service import state
 
@@ -18,10 +21,8 @@ def shipped(paths, rel: str, text: str):
 
 
 def sync(paths):
-    book = state.read_state(paths)
-    result = state.sync(paths, None, book)
-    state.write_state(paths, book)
-    return result
+    paths.state_dir.mkdir(parents=True, exist_ok=True)  # StateDirectory= makes it
+    return state.sync(paths)
 
 
 def test_upstream_manifests_are_mirrored_into_the_data_directory(paths):
@@ -40,7 +41,7 @@ def test_nothing_but_manifests_is_ever_placed_under_models_manifests(paths):
     sync(paths)
     files = [p for p in paths.manifests_dir.rglob("*") if p.is_file()]
     assert [p.name for p in files] == ["manifest.json"]
-    assert paths.render_state.parent == paths.state_dir
+    assert paths.mirror_record.parent == paths.state_dir
 
 
 def test_an_unchanged_mirror_changes_nothing(paths):
@@ -112,30 +113,137 @@ def test_without_upstream_manifests_the_layout_is_still_created(paths):
     assert paths.manifests_dir.is_dir() and paths.blob_dir.is_dir()
 
 
-def test_ownership_is_left_alone_when_not_root_or_no_service_user(monkeypatch):
-    monkeypatch.setattr(state.os, "geteuid", lambda: 1000)
-    assert state.service_owner() is None
-    monkeypatch.setattr(state.os, "geteuid", lambda: 0)
-    assert state.service_owner("no-such-user-hos") is None
+def test_a_corrupt_record_is_treated_as_empty_with_a_warning(paths):
+    write(paths.mirror_record, "{not json")
+    _changed, warnings = sync(paths)
+    assert any("not valid JSON" in w for w in warnings)
+    assert json.loads(paths.mirror_record.read_text()) == {"mirrored": {}}
 
 
-def test_a_corrupt_bookkeeping_file_is_treated_as_empty(paths):
-    write(paths.render_state, "{not json")
-    assert state.read_state(paths) == {}
+def test_the_1_0_0_record_is_taken_over_and_then_deleted(paths):
+    gone = shipped(paths, "old/1b/manifest.json", manifest("old"))
+    sync(paths)
+    record = json.loads(paths.mirror_record.read_text())["mirrored"]
+    paths.mirror_record.unlink()
+    write(paths.legacy_state, json.dumps({"mirrored": record, "last_good": {"server.port": 1}}))
+    gone.unlink()
+    changed, _ = sync(paths)
+    assert not paths.legacy_state.exists() and str(paths.legacy_state) in changed
+    assert not (paths.manifests_dir / "old").exists()  # the taken-over record still knew it
 
 
-def test_the_layout_and_mirrored_manifests_are_owned_by_the_given_owner(paths):
-    import os
+@pytest.mark.parametrize("entry", ["../../../victim", "/abs/victim/manifest.json", "a/../../victim/manifest.json",
+                                   "x/./manifest.json", "victim", "a//manifest.json"])
+def test_a_record_entry_that_leaves_the_tree_is_ignored(paths, tmp_path, entry):
+    victim = write(paths.root / "victim", manifest("v"))
+    write(paths.root / "abs/victim/manifest.json", manifest("v"))
+    write(paths.mirror_record, json.dumps({"mirrored": {entry: state._digest(manifest("v").encode())}}))
+    before = tree(paths.root / "abs")
+    sync(paths)
+    assert victim.read_text() == manifest("v") and tree(paths.root / "abs") == before
+    assert json.loads(paths.mirror_record.read_text()) == {"mirrored": {}}
 
-    import pytest
-    if os.geteuid() != 0:
-        pytest.skip("chown needs root")
-    owner = (65534, 65534)
+
+@pytest.mark.parametrize("where", ["models", "models/manifests", "models/blob"])
+def test_a_link_in_place_of_a_layout_directory_is_refused_and_its_target_untouched(paths, tmp_path, where):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    link = paths.state_dir / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
     shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
-    book: dict = {}
-    state.sync(paths, owner, book)
-    for path in (paths.state_dir, paths.models_dir, paths.manifests_dir, paths.blob_dir,
-                 paths.manifests_dir / "qwen2", paths.manifests_dir / "qwen2/1.5b/manifest.json"):
-        info = path.stat()
-        assert (info.st_uid, info.st_gid) == owner, path
-    assert state.sync(paths, owner, book) == ([], [])  # correct ownership is no change
+    with pytest.raises(state.nofollow.Unsafe, match="symbolic link"):
+        sync(paths)
+    assert os.listdir(target) == []
+
+
+@pytest.mark.parametrize("level", ["qwen2", "qwen2/1.5b", "qwen2/1.5b/manifest.json"])
+def test_a_link_at_a_model_tag_or_manifest_is_never_written_through(paths, tmp_path, level):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "manifest.json").write_text("precious")
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    shipped(paths, "llama3.2/3b/manifest.json", manifest("b"))
+    link = paths.manifests_dir / level
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target / "manifest.json" if level.endswith(".json") else target)
+    changed, warnings = sync(paths)
+    assert sorted(os.listdir(target)) == ["manifest.json"] and (target / "manifest.json").read_text() == "precious"
+    assert (paths.manifests_dir / "llama3.2/3b/manifest.json").read_text() == manifest("b")
+    assert any(str(paths.manifests_dir / "qwen2") in w for w in warnings)
+
+
+def test_a_fifo_or_a_huge_sparse_file_at_a_manifest_or_the_record_neither_blocks_nor_is_read(paths):
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    (paths.manifests_dir / "qwen2/1.5b").mkdir(parents=True)
+    os.mkfifo(paths.manifests_dir / "qwen2/1.5b/manifest.json")
+    with open(paths.mirror_record, "wb") as handle:
+        handle.truncate(8 << 30)
+    _changed, warnings = sync(paths)  # would block for ever on the FIFO, or read 8 GiB
+    assert any("not a regular file" in w for w in warnings)
+    assert any("bytes, more than" in w for w in warnings)
+
+
+def test_a_second_sync_waits_for_the_lock_and_gives_up_after_a_bound(paths):
+    import fcntl
+    paths.state_dir.mkdir(parents=True)
+    fd = os.open(paths.state_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(state.WriteError, match="holds the lock"):
+            state.sync(paths, lock_wait=0.2)
+    finally:
+        os.close(fd)
+
+
+def test_not_as_root_the_step_runs_in_this_process(paths, monkeypatch):
+    monkeypatch.setattr(state.os, "geteuid", lambda: 1000)
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    paths.state_dir.mkdir(parents=True)
+    changed, warnings, error = state.sync_as_service_user(paths)
+    assert error is None and str(paths.manifests_dir / "qwen2/1.5b/manifest.json") in changed
+
+
+def test_a_missing_state_directory_is_one_clear_error(paths, monkeypatch):
+    monkeypatch.setattr(state.os, "geteuid", lambda: 1000)
+    _changed, _warnings, error = state.sync_as_service_user(paths)
+    assert error == f"{paths.state_dir}: no such directory (the first start of hailo-ollama.service makes it)"
+
+
+def test_as_root_nothing_runs_before_the_state_directory_exists(paths, monkeypatch):
+    monkeypatch.setattr(state.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(state, "_bounded_run", lambda *a: pytest.fail("must not run"))
+    assert state.sync_as_service_user(paths, user="root") == ([], [], None)
+
+
+def test_as_root_a_state_directory_not_owned_by_the_service_user_is_refused(paths, monkeypatch):
+    paths.state_dir.mkdir(parents=True)
+    monkeypatch.setattr(state.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(state, "_bounded_run", lambda *a: pytest.fail("must not run"))
+    _c, _w, error = state.sync_as_service_user(paths, user="nobody")
+    assert "not a directory owned by nobody" in error
+
+
+def test_as_root_the_step_runs_through_setpriv_as_the_user_without_groups_or_environment(paths, monkeypatch):
+    import pwd
+    paths.state_dir.mkdir(parents=True)
+    me = pwd.getpwuid(os.stat(paths.state_dir).st_uid).pw_name
+    seen = []
+    monkeypatch.setattr(state.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(state, "_bounded_run", lambda argv, timeout: seen.append(argv) or (
+        0, ["changed: /x", "hailo-ollama-service: warning: w\x1b[2J"]))
+    changed, warnings, error = state.sync_as_service_user(paths, user=me)
+    argv = seen[0]
+    assert argv[0] == "setpriv" and "--clear-groups" in argv and "--no-new-privs" in argv and "--reset-env" in argv
+    assert argv[argv.index("--reset-env") + 1:argv.index("--reset-env") + 3] == [sys.executable, "-I"]
+    assert argv[-1] == "sync-models"
+    assert (changed, warnings, error) == (["/x"], ["w\x1b[2J"], None)
+
+
+def test_the_bounded_run_cleans_control_characters_and_stops_a_process_that_hangs():
+    status, lines = state._bounded_run([sys.executable, "-c", "print('a\\x1b[31mb', flush=True)"], 10)
+    assert status == 0 and lines == ["a?[31mb"]
+    import time
+    start = time.monotonic()
+    status, _ = state._bounded_run(["sh", "-c", "sleep 30 & sleep 30"], 0.5)
+    assert status is None and time.monotonic() - start < 10
