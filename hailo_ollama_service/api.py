@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
-from typing import Any, Callable
 
+from typing import Any
+
+from hailo_ollama_service.probe import client_host, version, wait_ready
 from hailo_ollama_service.schema import Value
 
-
-def client_host(listen_host: str) -> str:
-    """Map a listen address to one a local client can connect to.
-
-    0.0.0.0 -> 127.0.0.1 and :: -> ::1; anything else is returned as is.
-    """
-    if listen_host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if listen_host in ("::", "[::]"):
-        return "::1"
-    return listen_host
+__all__ = ["client_host", "version", "wait_ready", "base_url", "get_json", "post_json"]
 
 
 def base_url(values: dict[str, Value]) -> str:
@@ -88,45 +79,3 @@ def unload_after_failed_load(session, url: str, model: str) -> None:  # type: ig
     session.post(f"{url}/api/generate", json={"model": model, "keep_alive": 0, "stream": False}, timeout=30)
 
 
-def version(host: str, port: int, timeout: float = 2.0) -> str | None:
-    """Return the server's ``/api/version`` string, or None if it does not answer."""
-    try:
-        status, body = get_json(host, port, "/api/version", timeout)
-    except (OSError, http.client.HTTPException):
-        return None
-    if status == 200 and isinstance(body, dict) and isinstance(body.get("version"), str):
-        return body["version"]
-    return None
-
-
-def wait_ready(host: str, port: int, timeout: float, interval: float = 0.25,
-               clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep,
-               pid: int | None = None) -> str | None:
-    """Poll ``/api/version`` until it answers or ``timeout`` seconds pass.
-
-    Each probe is bounded by the time left, so a server that accepts and
-    never answers cannot stretch the wait. With ``pid`` (the unit's
-    $MAINPID), probe the address that process actually listens on, and give
-    up at once when it has exited. Returns the version or None.
-    """
-    from hailo_ollama_service import checks
-
-    deadline = clock() + timeout
-    while True:
-        left = deadline - clock()
-        if left <= 0:
-            return None
-        targets = [(host, port)]
-        if pid is not None:
-            if not checks.pid_alive(pid):
-                return None
-            targets = [(client_host(addr), p) for addr, p in checks.pid_listeners(pid)]
-        for address, number in targets:
-            found = version(address, number, timeout=max(0.05, min(2.0, left)))
-            if found is not None:
-                return found
-        left = deadline - clock()
-        if left <= 0:
-            return None
-        sleep(min(interval, left))

@@ -12,11 +12,14 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
+from hailo_ollama_service import probe
 from hailo_ollama_service.paths import SERVICE_USER, UNIT
+from hailo_ollama_service.probe import pid_alive, pid_listeners
+
+__all__ = ["pid_alive", "pid_listeners", "port_holder", "port_problem", "preflight"]
 
 UPSTREAM_BINARY = "/usr/bin/hailo-ollama"
 DEVICE_GLOBS = ("/dev/hailo[0-9]*", "/dev/h1x-[0-9]*")
-_LISTEN = "0A"
 
 
 @dataclass(frozen=True)
@@ -41,29 +44,9 @@ class PortHolder:
         return f"{self.command or 'an unknown program'}" + (f" ({', '.join(extra)})" if extra else "")
 
 
-def _tcp_listeners(net: Path) -> list[tuple[str, int, str]]:
-    """Parse LISTEN sockets of ``net``/tcp and tcp6: (hex address, port, inode)."""
-    found = []
-    for name in ("tcp", "tcp6"):
-        try:
-            lines = (net / name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 10 or fields[3] != _LISTEN:
-                continue
-            try:
-                address, port = fields[1].rsplit(":", 1)
-                found.append((address, int(port, 16), fields[9]))
-            except ValueError:
-                continue
-    return found
-
-
 def _listening_inodes(root: Path, port: int) -> set[str]:
     """Socket inodes listening on ``port`` per /proc/net/tcp and tcp6."""
-    return {inode for _address, number, inode in _tcp_listeners(root / "proc/net") if number == port}
+    return {inode for _address, number, inode in probe.tcp_listeners(str(root / "proc/net")) if number == port}
 
 
 def _unit_of(root: Path, pid: str) -> str:
@@ -90,49 +73,6 @@ def _user_of(root: Path, pid: str) -> str:
     except (OSError, ValueError):
         pass
     return ""
-
-
-def _decode_address(hex_addr: str) -> str:
-    """Turn /proc/net/tcp's little-endian hex address into text."""
-    import ipaddress
-    raw = bytes.fromhex(hex_addr)
-    if len(raw) == 4:
-        return str(ipaddress.IPv4Address(raw[::-1]))
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-    address = ipaddress.IPv6Address(words)
-    return str(address.ipv4_mapped or address)
-
-
-def pid_listeners(pid: int, root: Path = Path("/")) -> list[tuple[str, int]]:
-    """Return the (address, port) pairs on which process ``pid`` listens (TCP).
-
-    Reads /proc/PID/net/tcp{,6} (the process's own network namespace) and
-    its open file descriptors; [] when the process is gone or unreadable.
-    """
-    proc = root / "proc" / str(pid)
-    try:
-        fds = os.listdir(proc / "fd")
-    except OSError:
-        return []
-    inodes = set()
-    for fd in fds:
-        try:
-            inodes.add(os.readlink(proc / "fd" / fd))
-        except OSError:  # closed meanwhile (e.g. the descriptor listdir used)
-            continue
-    return [(_decode_address(address), port) for address, port, inode in _tcp_listeners(proc / "net")
-            if f"socket:[{inode}]" in inodes]
-
-
-def pid_alive(pid: int, root: Path = Path("/")) -> bool:
-    """True while process ``pid`` exists and is not a zombie."""
-    try:
-        for line in (root / "proc" / str(pid) / "status").read_text().splitlines():
-            if line.startswith("State:"):
-                return "zombie" not in line  # "State:\tZ (zombie)"
-    except OSError:
-        return False
-    return True
 
 
 def port_holder(port: int, root: Path = Path("/")) -> PortHolder | None:

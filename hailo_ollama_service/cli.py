@@ -14,6 +14,7 @@ import sys
 from typing import Callable, Sequence
 
 from hailo_ollama_service import __version__
+from hailo_ollama_service.probe import mainpid as _mainpid
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -124,20 +125,10 @@ def _endpoint(args: argparse.Namespace) -> tuple[str, int, str]:
 
 
 def cmd_wait_ready(args: argparse.Namespace) -> int:
-    """Wait until the API answers; exit 0 when it does, 1 on timeout."""
-    from hailo_ollama_service import api
-    host, port, url = _endpoint(args)
-    found = api.wait_ready(host, port, args.timeout, pid=args.pid)
-    if found is None:
-        from hailo_ollama_service import checks
-        if args.pid is not None and not checks.pid_alive(args.pid):
-            _err(f"the server (pid {args.pid}) exited before its API answered")
-        else:
-            _err(f"no answer from {url}/api/version within {args.timeout:g} s")
-        return EXIT_FAIL
-    if not args.quiet:
-        print(f"{url} answers (version {found})")
-    return EXIT_OK
+    """Wait until the API answers; exit 0 when it does, 1 on timeout (see probe.report_wait)."""
+    from hailo_ollama_service import probe
+    host, port, _url = _endpoint(args)
+    return probe.report_wait(host, port, args.timeout, args.pid, args.quiet)
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
@@ -238,11 +229,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_FAIL
 
 
-def _mainpid() -> int | None:
-    value = os.environ.get("MAINPID", "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -294,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(exit 0) or the timeout passes (exit 1).")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds to wait (default 60)")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
-    p.add_argument("--pid", type=int, default=_mainpid(), metavar="PID",
+    p.add_argument("--pid", type=int, default=_mainpid(os.environ), metavar="PID",
                    help="probe where process PID listens and stop when it exits "
                    "(default $MAINPID, which systemd sets for ExecStartPost=)")
     p.set_defaults(func=cmd_wait_ready)

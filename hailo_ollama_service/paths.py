@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hailo_ollama_service import fastpath
+
 UNIT = "hailo-ollama.service"
 SERVICE_USER = "hailo-ollama"
 
@@ -35,6 +37,8 @@ class Paths:
     legacy_state: Path
     book_dir: Path
     book: Path
+    stamp: Path
+    served: Path
     upstream_manifests: Path
     lock_file: Path
 
@@ -82,8 +86,10 @@ def make_paths(root: str | os.PathLike[str] | None = None,
         state_dir=state_dir,
         mirror_record=state_dir / "mirror-state.json",
         legacy_state=state_dir / "render-state.json",
-        book_dir=at("/var/lib/hailo-ollama-service"),
-        book=at("/var/lib/hailo-ollama-service/state.json"),
+        book_dir=at(fastpath.BOOK_REL),
+        book=at(fastpath.BOOK_REL) / "state.json",
+        stamp=at(fastpath.BOOK_REL) / fastpath.STAMP_NAME,
+        served=at(fastpath.BOOK_REL) / fastpath.SERVED_NAME,
         upstream_manifests=at("/usr/share/hailo-ollama/models/manifests"),
         lock_file=at("/run/hailo-ollama/render.lock"),
     )

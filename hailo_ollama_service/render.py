@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from hailo_ollama_service import bookkeeping, settings, state
-from hailo_ollama_service.fsutil import WriteError, ensure_dir, locked, write_atomic
+from hailo_ollama_service import bookkeeping, fastpath, settings, state
+from hailo_ollama_service.fsutil import WriteError, ensure_dir, locked, remove_file, write_atomic
 from hailo_ollama_service.paths import UNIT, Paths
 from hailo_ollama_service.schema import BY_KEY, SettingError, Value
 
@@ -162,7 +162,36 @@ def render(paths: Paths, keep_last_good: bool = False) -> Result:
             _write_outputs(paths, effective.values, result)
             book["last_good"] = effective.values
         bookkeeping.write(paths, book)
+        last = book["last_good"]
+        address = f"{line_value('server.host', last['server.host'])} {line_value('server.port', last['server.port'])}\n"
+        write_atomic(paths.served, address.encode())
     return result
+
+
+def stamp_inputs(paths: Paths) -> list[str]:
+    """Stamp lines of everything a render reads: package, settings, upstream's manifests."""
+    return (fastpath.package_lines() + [fastpath.stat_line(str(paths.conffile))]
+            + fastpath.tree_lines(str(paths.layer_dir), 1) + fastpath.tree_lines(str(paths.upstream_manifests)))
+
+
+def stamp_outputs(paths: Paths) -> list[str]:
+    """Stamp lines of everything a render writes."""
+    return [fastpath.stat_line(str(p)) for p in (paths.upstream_json, paths.env_file, paths.dropin, paths.book,
+                                                 paths.served)]
+
+
+def write_stamp(paths: Paths, kind: str, inputs: list[str]) -> bool:
+    """Record a successful render for the fast path; True when a stamp was written.
+
+    ``inputs`` were taken before the render read them. No stamp is kept
+    while a stamped file is younger than fastpath.RACY_NS.
+    """
+    lines = inputs + stamp_outputs(paths)
+    if fastpath.young(lines):
+        remove_file(paths.stamp)
+        return False
+    write_atomic(paths.stamp, "\n".join([fastpath.HEADER, kind, *lines, ""]).encode())
+    return True
 
 
 def served_values(paths: Paths) -> dict[str, Value]:
@@ -218,11 +247,15 @@ def apply(paths: Paths, keep_last_good: bool, try_restart: bool,
     ``render``.
     """
     total = Result()
+    remove_file(paths.stamp)
+    synced = True
     for round_ in range(max_rounds):
         before = _input_snapshot(paths)
+        inputs = stamp_inputs(paths)
         result = render(paths, keep_last_good)
         if try_restart and round_ == 0:
             changed, warnings, error = sync(paths)
+            synced = error is None
             result.changed.extend(changed)
             result.warnings.extend(warnings + ([error] if error else []))
         for line in result.changed:
@@ -241,6 +274,8 @@ def apply(paths: Paths, keep_last_good: bool, try_restart: bool,
                                       f"see: journalctl -u {UNIT} -n 50 --no-pager")
         if not try_restart or _input_snapshot(paths) == before:
             break
+    if total.error is None and synced:
+        write_stamp(paths, "synced" if try_restart else "plain", inputs)
     return total
 
 

@@ -97,23 +97,3 @@ def test_preflight_is_quiet_on_a_healthy_system(tmp_path):
     write(tmp_path / "dev/hailo0", "")
     write(tmp_path / "proc/net/tcp", HEADER)
     assert checks.preflight(11434, tmp_path) == []
-
-
-def test_the_listeners_of_a_process_are_found_with_their_addresses():
-    with socket.socket() as v4, socket.socket(socket.AF_INET6) as v6:
-        v4.bind(("127.0.0.1", 0))
-        v4.listen(1)
-        v6.bind(("::1", 0))
-        v6.listen(1)
-        found = checks.pid_listeners(os.getpid())
-        assert ("127.0.0.1", v4.getsockname()[1]) in found
-        assert ("::1", v6.getsockname()[1]) in found
-
-
-def test_a_gone_process_has_no_listeners_and_is_not_alive():
-    import subprocess
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    assert checks.pid_listeners(gone.pid) == []
-    assert not checks.pid_alive(gone.pid)
-    assert checks.pid_alive(os.getpid())

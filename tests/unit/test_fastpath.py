@@ -1,0 +1,200 @@
+"""Tests of fastpath.py: an unchanged render is answered early, and any change defeats that."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from unit_helpers import write
+
+from hailo_ollama_service import fastpath, render
+
+TICK = 0.03  # longer than the kernel's coarse timestamp tick, so a later write gets a later ctime
+
+
+@pytest.fixture
+def later(monkeypatch):
+    """Pretend the stamped files are old enough to be stamped (see fastpath.RACY_NS)."""
+    real = time.time_ns
+    monkeypatch.setattr(fastpath.time, "time_ns", lambda: real() + 10 * fastpath.RACY_NS)
+
+
+def apply(paths, try_restart=False):
+    return render.apply(paths, True, try_restart, report=lambda _l: None, run=lambda _a: None,
+                        sync=lambda _p: ([], [], None))
+
+
+def fast(paths, try_restart=False) -> bool:
+    return fastpath.stamp_unchanged(str(paths.root), try_restart)
+
+
+@pytest.fixture
+def stamped(paths, later):
+    write(paths.conffile, "server:\n  port: 11500\n")
+    write(paths.debconf_layer, "server:\n  host: 127.0.0.1\n")
+    write(paths.upstream_manifests / "qwen2/1.5b/manifest.json", "{}")
+    apply(paths, try_restart=True)
+    assert fast(paths) and fast(paths, try_restart=True)
+    time.sleep(TICK)
+    return paths
+
+
+def test_an_unchanged_render_is_answered_by_the_fast_path_without_yaml_or_argparse(stamped, capsys, monkeypatch):
+    import sys
+    monkeypatch.delitem(sys.modules, "yaml", raising=False)
+    assert fastpath.main(["--root", str(stamped.root), "render", "--keep-last-good"]) == 0
+    assert capsys.readouterr().out == "unchanged\n"
+
+
+def test_an_in_place_edit_of_the_same_size_defeats_it(stamped):
+    stamped.conffile.write_text("server:\n  port: 11501\n")
+    assert not fast(stamped)
+
+
+def test_an_edit_with_its_mtime_put_back_defeats_it(stamped):
+    info = stamped.conffile.stat()
+    stamped.conffile.write_text("server:\n  port: 11501\n")
+    os.utime(stamped.conffile, ns=(info.st_atime_ns, info.st_mtime_ns))  # touch -r
+    assert stamped.conffile.stat().st_mtime_ns == info.st_mtime_ns
+    assert not fast(stamped)
+
+
+def test_a_file_replaced_by_rename_defeats_it(stamped):
+    new = write(stamped.conffile.with_name(".swp"), stamped.conffile.read_text())
+    os.rename(new, stamped.conffile)
+    assert not fast(stamped)
+
+
+def test_a_layer_added_or_removed_defeats_it(stamped, later):
+    extra = write(stamped.layer_dir / "50-fleet.yaml", "")
+    assert not fast(stamped)
+    apply(stamped)
+    assert fast(stamped)
+    time.sleep(TICK)
+    extra.unlink()
+    assert not fast(stamped)
+
+
+def test_a_deleted_or_changed_output_defeats_it(stamped):
+    stamped.env_file.unlink()  # a reboot empties /run
+    assert not fast(stamped)
+
+
+def test_a_touched_output_defeats_it(stamped):
+    os.chmod(stamped.dropin, 0o600)
+    assert not fast(stamped)
+
+
+def test_a_package_upgrade_defeats_it(stamped, monkeypatch):
+    monkeypatch.setattr(fastpath, "__version__", "9.9.9")
+    assert not fast(stamped)
+
+
+def test_a_package_file_replaced_defeats_it(stamped, monkeypatch, tmp_path):
+    copy = tmp_path / "pkg"
+    copy.mkdir()
+    write(copy / "cli.py", "x")
+    monkeypatch.setattr(fastpath, "PACKAGE_DIR", str(copy))
+    apply(stamped)
+    assert fast(stamped)
+    time.sleep(TICK)
+    write(copy / ".cli.py.dpkg-new", "y")
+    os.rename(copy / ".cli.py.dpkg-new", copy / "cli.py")
+    assert not fast(stamped)
+
+
+def test_a_new_upstream_manifest_defeats_it(stamped):
+    write(stamped.upstream_manifests / "llama3.2/3b/manifest.json", "{}")
+    assert not fast(stamped, try_restart=True)
+
+
+def test_a_stamp_from_a_render_that_did_not_sync_does_not_answer_a_try_restart(paths, later):
+    apply(paths, try_restart=False)
+    assert fast(paths) and not fast(paths, try_restart=True)
+
+
+def test_a_failed_model_sync_leaves_no_stamp(paths, later):
+    render.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None,
+                 sync=lambda _p: ([], [], "sync-models as hailo-ollama failed"))
+    assert not paths.stamp.exists()
+
+
+def test_no_stamp_is_kept_while_a_stamped_file_is_younger_than_the_clock_can_tell(paths):
+    apply(paths)
+    assert not paths.stamp.exists() and not fast(paths)
+
+
+def test_invalid_settings_remove_the_stamp_so_the_error_is_logged_every_time(stamped):
+    write(stamped.conffile, "server:\n  port: nope\n")
+    result = apply(stamped)
+    assert result.error and not stamped.stamp.exists()
+
+
+def test_a_stamp_others_could_write_or_of_another_format_is_ignored(stamped):
+    os.chmod(stamped.stamp, 0o666)
+    assert not fast(stamped)
+    os.chmod(stamped.stamp, 0o644)
+    stamped.stamp.write_text(stamped.stamp.read_text().replace(fastpath.HEADER, "other 2"))
+    assert not fast(stamped)
+
+
+@pytest.mark.parametrize("argv, env, expected", [
+    (["render"], {}, ("/", False)),
+    (["render", "--keep-last-good", "--try-restart"], {}, ("/", True)),
+    (["--root", "/r", "render"], {}, ("/r", False)),
+    (["render"], {"HAILO_OLLAMA_ROOT": "/e"}, ("/e", False)),
+    (["render"], {"HAILO_OLLAMA_CONFIG": "/other.yaml"}, None),
+    (["render", "--help"], {}, None),
+    (["check"], {}, None),
+    ([], {}, None)])
+def test_only_a_plain_render_is_answered_by_the_fast_path(argv, env, expected):
+    assert fastpath.render_args(argv, env) == expected
+
+
+@pytest.mark.parametrize("argv, env, expected", [
+    (["wait-ready"], {}, ("/", 60.0, False, None)),
+    (["wait-ready"], {"MAINPID": "42"}, ("/", 60.0, False, 42)),
+    (["--root", "/r", "wait-ready", "--timeout", "5", "--quiet", "--pid", "7"], {}, ("/r", 5.0, True, 7)),
+    (["wait-ready", "--timeout", "soon"], {}, None),
+    (["wait-ready", "--help"], {}, None),
+    (["wait-ready", "--timeout"], {}, None),
+    (["wait-ready"], {"HAILO_OLLAMA_CONFIG": "/x.yaml"}, None)])
+def test_wait_ready_options_are_read_like_the_full_parser_reads_them(argv, env, expected):
+    assert fastpath.wait_args(argv, env) == expected
+
+
+def test_the_fast_wait_ready_agrees_with_the_full_parser():
+    from hailo_ollama_service import cli
+    full = cli.build_parser().parse_args(["wait-ready", "--timeout", "5", "--quiet", "--pid", "7"])
+    assert fastpath.wait_args(["wait-ready", "--timeout", "5", "--quiet", "--pid", "7"], {}) == (
+        "/", full.timeout, full.quiet, full.pid)
+    assert fastpath.wait_args(["wait-ready"], {})[1] == cli.build_parser().parse_args(["wait-ready"]).timeout
+
+
+def _imports(root, *args) -> tuple[int, str, set]:
+    """Run fastpath.main in a fresh interpreter; (exit code, stdout, heavy modules it imported)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys; before = set(sys.modules); from hailo_ollama_service import fastpath; "
+            "code = fastpath.main(sys.argv[1:]); print(code); "
+            "print(' '.join(m for m in ('yaml', 'argparse', 'json', 're', 'http.client', "
+            "'hailo_ollama_service.settings', 'hailo_ollama_service.cli') if m in set(sys.modules) - before))")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.pop("MAINPID", None)
+    done = subprocess.run([sys.executable, "-c", code, "--root", str(root), *args], capture_output=True, text=True,
+                          env=env, timeout=30)
+    lines = done.stdout.splitlines()
+    return lines[-2], "\n".join(lines[:-2]), set(lines[-1].split())
+
+
+def test_the_fast_paths_import_neither_yaml_nor_argparse_nor_json(stamped, fake_api):
+    assert _imports(stamped.root, "render", "--keep-last-good") == ("0", "unchanged", set())
+    write(stamped.served, f"127.0.0.1 {fake_api.port}\n")
+    code, out, heavy = _imports(stamped.root, "wait-ready", "--timeout", "5")
+    assert (code, out, heavy) == ("0", f"http://127.0.0.1:{fake_api.port} answers (version 0.5.1)", set())
+
+
+def test_without_a_served_address_wait_ready_takes_the_full_path(paths):
+    assert _imports(paths.root, "wait-ready")[0] == "None"
