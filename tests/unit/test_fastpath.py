@@ -181,10 +181,13 @@ def _imports(root, *args) -> tuple[int, str, set]:
             "code = fastpath.main(sys.argv[1:]); print(code); "
             "print(' '.join(m for m in ('yaml', 'argparse', 'json', 're', 'http.client', "
             "'hailo_ollama_service.settings', 'hailo_ollama_service.cli') if m in set(sys.modules) - before))")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    # the package these tests imported (the source tree, or pybuild's build dir)
+    # (and as the working directory: "python3 -c" puts it first on sys.path)
+    here = str(Path(fastpath.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=here)
     env.pop("MAINPID", None)
     done = subprocess.run([sys.executable, "-c", code, "--root", str(root), *args], capture_output=True, text=True,
-                          env=env, timeout=30)
+                          env=env, timeout=30, cwd=here)
     lines = done.stdout.splitlines()
     return lines[-2], "\n".join(lines[:-2]), set(lines[-1].split())
 
