@@ -1,7 +1,8 @@
 """Fast answers for the commands that run at every start: no yaml, no argparse.
 
 ``render`` runs at every service start and every settings edit, and
-``wait-ready`` after every start (and in operators' scripts). When nothing that feeds the render has
+``wait-ready`` after every start (and in operators' scripts), and the
+service user's ``sync-models`` at every start. When nothing that feeds the render has
 changed since the last successful one, ``render`` only has to say
 ``unchanged``; ``wait-ready`` only has to probe one address. Both are
 answered here, importing nothing but ``os`` and ``sys`` (and ``socket`` for
@@ -29,9 +30,12 @@ import time
 from hailo_ollama_service import __version__
 
 BOOK_REL = "var/lib/hailo-ollama-service"
+STATE_REL = "var/lib/hailo-ollama"
 STAMP_NAME = "render.stamp"
+SYNC_STAMP_NAME = "sync-stamp"
 SERVED_NAME = "served-address"
 HEADER = "hailo-ollama-service render stamp 1"
+SYNC_HEADER = "hailo-ollama-service sync stamp 1"
 RACY_NS = 2_000_000_000
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _LIMIT = 1 << 20
@@ -90,19 +94,31 @@ def read_private(path: str) -> str | None:
 
 
 def stamp_unchanged(root: str, synced: bool) -> bool:
-    """True when the stamp under ``root`` still matches every file it lists.
+    """True when the render stamp under ``root`` still matches every file it lists.
 
     ``synced``: the caller would also sync the models (``--try-restart``),
     which only a stamp written by such a render covers.
     """
-    text = read_private(os.path.join(root, BOOK_REL, STAMP_NAME))
+    return _matches(os.path.join(root, BOOK_REL, STAMP_NAME), HEADER,
+                    ("synced",) if synced else ("synced", "plain"))
+
+
+def sync_unchanged(root: str) -> bool:
+    """True when the service user's sync stamp still matches (see state.sync)."""
+    return _matches(os.path.join(root, STATE_REL, SYNC_STAMP_NAME), SYNC_HEADER, ("synced",))
+
+
+def stamp_text(header: str, kind: str, lines: list[str]) -> str:
+    """The text of a stamp file."""
+    return "\n".join([header, kind, *lines, ""])
+
+
+def _matches(path: str, header: str, kinds: tuple[str, ...]) -> bool:
+    text = read_private(path)
     if not text:
         return False
     lines = text.split("\n")
-    if lines[0] != HEADER or lines[-1] != "" or len(lines) < 3:
-        return False
-    kind = lines[1]
-    if kind not in ("synced", "plain") or (synced and kind != "synced"):
+    if lines[0] != header or lines[-1] != "" or len(lines) < 3 or lines[1] not in kinds:
         return False
     package = package_lines()
     if lines[2:2 + len(package)] != package:
@@ -114,17 +130,31 @@ def stamp_unchanged(root: str, synced: bool) -> bool:
     return True
 
 
-def render_args(argv: list[str], environ: dict[str, str]) -> tuple[str, bool] | None:
-    """(root, try_restart) when ``argv`` is a plain ``render`` the fast path may answer, else None."""
+def _split_root(argv: list[str], environ: dict[str, str]) -> tuple[str, list[str]] | None:
+    """(root, the rest) of a command line, like the full parser's --root; None
+    when another conffile is named (HAILO_OLLAMA_CONFIG: not stamped)."""
     if environ.get("HAILO_OLLAMA_CONFIG"):
         return None
-    root = environ.get("HAILO_OLLAMA_ROOT") or "/"
-    args = list(argv)
-    if args[:1] == ["--root"] and len(args) > 1:
-        root, args = args[1], args[2:]
+    if argv[:1] == ["--root"] and len(argv) > 1:
+        return argv[1], list(argv[2:])
+    return environ.get("HAILO_OLLAMA_ROOT") or "/", list(argv)
+
+
+def render_args(argv: list[str], environ: dict[str, str]) -> tuple[str, bool] | None:
+    """(root, try_restart) when ``argv`` is a plain ``render`` the fast path may answer, else None."""
+    found = _split_root(argv, environ)
+    if found is None:
+        return None
+    root, args = found
     if args[:1] != ["render"] or not set(args[1:]) <= {"--keep-last-good", "--try-restart"}:
         return None
     return root, "--try-restart" in args
+
+
+def sync_args(argv: list[str], environ: dict[str, str]) -> str | None:
+    """The root of a plain ``sync-models`` run as a non-root user, else None."""
+    found = _split_root(argv, environ)
+    return found[0] if found and found[1] == ["sync-models"] and os.geteuid() != 0 else None
 
 
 def young(lines: list[str], now_ns: int | None = None) -> bool:
@@ -140,12 +170,10 @@ def young(lines: list[str], now_ns: int | None = None) -> bool:
 def wait_args(argv: list[str], environ: dict[str, str]) -> tuple[str, float, bool, int | None] | None:
     """(root, timeout, quiet, pid) of a ``wait-ready`` command line, or None
     for anything the full parser must handle (help, errors, other commands)."""
-    root = environ.get("HAILO_OLLAMA_ROOT") or "/"
-    args = list(argv)
-    if args[:1] == ["--root"] and len(args) > 1:
-        root, args = args[1], args[2:]
-    if args[:1] != ["wait-ready"] or environ.get("HAILO_OLLAMA_CONFIG"):
+    found = _split_root(argv, environ)
+    if found is None or found[1][:1] != ["wait-ready"]:
         return None
+    root, args = found
     value = environ.get("MAINPID", "")
     timeout, quiet, pid = 60.0, False, int(value) if value.isdigit() and int(value) > 0 else None
     rest = args[1:]
@@ -182,8 +210,9 @@ def main(argv: list[str]) -> int | None:
     status, or None to take the full command line (cli.main)."""
     environ = dict(os.environ)
     found = render_args(argv, environ)
-    if found is not None:
-        if not stamp_unchanged(*found):
+    syncing = sync_args(argv, environ)
+    if found is not None or syncing is not None:
+        if not (stamp_unchanged(*found) if found else sync_unchanged(str(syncing))):
             return None
         sys.stdout.write("unchanged\n")
         return 0

@@ -34,6 +34,7 @@ class Paths:
     dropin: Path
     state_dir: Path
     mirror_record: Path
+    sync_stamp: Path
     legacy_state: Path
     book_dir: Path
     book: Path
@@ -74,7 +75,7 @@ def make_paths(root: str | os.PathLike[str] | None = None,
 
     conffile = Path(env["HAILO_OLLAMA_CONFIG"]) if env.get("HAILO_OLLAMA_CONFIG") else at("/etc/hailo/hailo-ollama.yaml")
     layer_dir = at("/etc/hailo/hailo-ollama.d")
-    state_dir = at("/var/lib/hailo-ollama")
+    state_dir = at(fastpath.STATE_REL)
     return Paths(
         root=base,
         conffile=conffile,
@@ -85,6 +86,7 @@ def make_paths(root: str | os.PathLike[str] | None = None,
         dropin=at("/etc/systemd/system/hailo-ollama.service.d/50-hailo-ollama-service.conf"),
         state_dir=state_dir,
         mirror_record=state_dir / "mirror-state.json",
+        sync_stamp=state_dir / fastpath.SYNC_STAMP_NAME,
         legacy_state=state_dir / "render-state.json",
         book_dir=at(fastpath.BOOK_REL),
         book=at(fastpath.BOOK_REL) / "state.json",

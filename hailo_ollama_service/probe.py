@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 _LISTEN = "0A"
-INTERVAL = 0.02
+INTERVAL = 0.01
 
 
 def client_host(listen_host: str) -> str:

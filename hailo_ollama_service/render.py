@@ -190,7 +190,7 @@ def write_stamp(paths: Paths, kind: str, inputs: list[str]) -> bool:
     if fastpath.young(lines):
         remove_file(paths.stamp)
         return False
-    write_atomic(paths.stamp, "\n".join([fastpath.HEADER, kind, *lines, ""]).encode())
+    write_atomic(paths.stamp, fastpath.stamp_text(fastpath.HEADER, kind, lines).encode())
     return True
 
 

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from hailo_ollama_service import nofollow
+from hailo_ollama_service import fastpath, nofollow
 from hailo_ollama_service.fsutil import WriteError
 from hailo_ollama_service.paths import SERVICE_USER, UNIT, Paths
 
@@ -250,6 +250,8 @@ def sync(paths: Paths, lock_wait: float = LOCK_WAIT) -> Changes:
     state_fd = nofollow.open_base(paths.state_dir)
     try:
         _lock(state_fd, paths.state_dir, lock_wait)
+        nofollow.unlink_at(state_fd, paths.sync_stamp.name)
+        inputs = fastpath.package_lines() + fastpath.tree_lines(str(paths.upstream_manifests))
         changed = ensure_layout(paths, state_fd)
         record, more, warnings = read_record(paths, state_fd)
         changed += more
@@ -257,9 +259,21 @@ def sync(paths: Paths, lock_wait: float = LOCK_WAIT) -> Changes:
         changed += more
         warnings += warned
         write_record(paths, state_fd, record)
+        if not warnings:
+            _write_stamp(paths, state_fd, inputs)
         return changed, warnings
     finally:
         os.close(state_fd)
+
+
+def _write_stamp(paths: Paths, state_fd: int, inputs: list[str]) -> None:
+    """Record a clean sync for the fast path (fastpath.sync_unchanged): the
+    upstream manifests as read, the service user's models tree and record as
+    left. Not while a stamped file is too young for its times to tell."""
+    lines = inputs + fastpath.tree_lines(str(paths.models_dir)) + [fastpath.stat_line(str(paths.mirror_record))]
+    if not fastpath.young(lines):
+        text = fastpath.stamp_text(fastpath.SYNC_HEADER, "synced", lines)
+        nofollow.write_at(state_fd, paths.sync_stamp.name, text.encode(), 0o644, paths.state_dir)
 
 
 def _clean(line: str) -> str:

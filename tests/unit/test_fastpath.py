@@ -201,3 +201,51 @@ def test_the_fast_paths_import_neither_yaml_nor_argparse_nor_json(stamped, fake_
 
 def test_without_a_served_address_wait_ready_takes_the_full_path(paths):
     assert _imports(paths.root, "wait-ready")[0] == "None"
+
+
+@pytest.fixture
+def synced(paths, later, monkeypatch):
+    monkeypatch.setattr(fastpath.os, "geteuid", lambda: 1000)  # as the service user
+    write(paths.upstream_manifests / "qwen2/1.5b/manifest.json", "{}")
+    paths.state_dir.mkdir(parents=True)
+    from hailo_ollama_service import state
+    state.sync(paths)
+    assert fastpath.sync_unchanged(str(paths.root))
+    time.sleep(TICK)
+    return paths
+
+
+def test_an_unchanged_sync_is_answered_by_the_fast_path(synced, capsys):
+    assert fastpath.main(["--root", str(synced.root), "sync-models"]) == 0
+    assert capsys.readouterr().out == "unchanged\n"
+
+
+@pytest.mark.parametrize("change", ["mirrored manifest deleted", "upstream manifest added", "blob pulled",
+                                    "record edited", "models dir replaced"])
+def test_any_change_to_the_models_or_upstream_defeats_the_sync_fast_path(synced, change):
+    import shutil
+    if change == "mirrored manifest deleted":
+        (synced.manifests_dir / "qwen2/1.5b/manifest.json").unlink()
+    elif change == "upstream manifest added":
+        write(synced.upstream_manifests / "llama3.2/3b/manifest.json", "{}")
+    elif change == "blob pulled":
+        write(synced.blob_dir / "sha256_00", "weights")
+    elif change == "record edited":
+        synced.mirror_record.write_text(synced.mirror_record.read_text())
+    else:
+        shutil.move(synced.models_dir, synced.state_dir / "old")
+        shutil.copytree(synced.state_dir / "old", synced.models_dir)
+    assert not fastpath.sync_unchanged(str(synced.root))
+
+
+def test_as_root_sync_models_never_takes_the_fast_path(synced, monkeypatch):
+    monkeypatch.setattr(fastpath.os, "geteuid", lambda: 0)
+    assert fastpath.sync_args(["--root", str(synced.root), "sync-models"], {}) is None
+
+
+def test_a_sync_that_warned_leaves_no_stamp_so_it_warns_again(paths, later):
+    write(paths.upstream_manifests / "qwen2/1.5b/manifest.json", "{}")
+    write(paths.manifests_dir / "qwen2/1.5b/manifest.json", "admin's own")
+    from hailo_ollama_service import state
+    _changed, warnings = state.sync(paths)
+    assert warnings and not paths.sync_stamp.exists()
