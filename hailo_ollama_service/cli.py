@@ -172,6 +172,37 @@ def cmd_warmup(args: argparse.Namespace) -> int:
     return warmup.run(values, log=lambda line: print(line, flush=True))
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Print (or write atomically to --output) the Prometheus exposition."""
+    from hailo_ollama_service import metrics
+    text = metrics.exposition(metrics.collect(_host(args)))
+    if args.output:
+        from pathlib import Path
+
+        from hailo_ollama_service.fsutil import write_atomic
+        write_atomic(Path(args.output), text.encode(), 0o644)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_metrics_publish(args: argparse.Namespace) -> int:
+    """Root's step: copy the unprivileged step's metrics into node_exporter's directory."""
+    from pathlib import Path
+
+    from hailo_ollama_service import metrics, nofollow
+    target = _paths(args).root / args.to.lstrip("/")
+    if args.remove:
+        try:
+            with nofollow.opened_dir(target) as fd:
+                nofollow.unlink_at(fd, metrics.TEXTFILE_NAME)
+        except FileNotFoundError:
+            pass
+        return EXIT_OK
+    metrics.publish(Path(args.source), target)
+    return EXIT_OK
+
+
 def _host(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from hailo_ollama_service.doctor import Host
     return Host(_paths(args))
@@ -307,6 +338,25 @@ def build_parser() -> argparse.ArgumentParser:
                        "Exit 1 when a check fails.")
     p.add_argument("--json", action="store_true", help="print the stable JSON report (version 1)")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("metrics", help="print Prometheus metrics (for node_exporter's textfile collector)",
+                       description="Print the Prometheus text exposition: API up, versions, the unit's "
+                       "restarts and last exit status, settings valid, models available/downloaded/loaded, "
+                       "device present and usable, free bytes for models, SoC temperature and throttling. "
+                       "Every probe is bounded in time.")
+    p.add_argument("--output", metavar="FILE", help="write FILE atomically instead of printing")
+    p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("metrics-publish", help="copy the metrics into node_exporter's textfile directory (root)",
+                       description="Run by hailo-ollama-metrics.service as root: check and copy the file "
+                       "that its unprivileged step wrote into DIR/hailo-ollama.prom, atomically, following "
+                       "no link.")
+    p.add_argument("--from", dest="source", metavar="FILE", default="/run/hailo-ollama-metrics/hailo-ollama.prom",
+                   help="the unprivileged step's output (default %(default)s)")
+    p.add_argument("--to", metavar="DIR", default="/var/lib/prometheus/node-exporter",
+                   help="node_exporter's textfile directory (default %(default)s)")
+    p.add_argument("--remove", action="store_true", help="remove DIR/hailo-ollama.prom (package removal)")
+    p.set_defaults(func=cmd_metrics_publish)
 
     p = sub.add_parser("pull", help="download a model, with progress",
                        description="Pull MODEL (e.g. qwen2:1.5b) through the server: a progress bar on a "

@@ -85,12 +85,19 @@ def check_binary(host: Host) -> Check:
     return Check("binary", "ok", found)
 
 
+def generation(version: str | None) -> str | None:
+    """The configuration generation of an upstream version: "5.1" (JSON) or "5.3" (environment)."""
+    if not version:
+        return None
+    return "5.3" if _version_tuple(version) >= (5, 3) else "5.1"
+
+
 def check_generation(host: Host, values: dict[str, Any] | None) -> Check:
     """Does our rendering match the upstream generation installed (5.1 JSON / 5.3 env)?"""
     version = host.upstream_version()
     if not version:
         return Check("generation", "skip", "hailo-gen-ai-model-zoo is not installed; generation unknown")
-    modern = _version_tuple(version) >= (5, 3)
+    modern = generation(version) == "5.3"
     kind, path, maker = (("5.3 (environment)", host.paths.env_file, render.environment) if modern else
                          ("5.1 (config file)", host.paths.upstream_json, render.upstream_json))
     if values is None:
@@ -121,6 +128,12 @@ def _can_open(info: os.stat_result, user: str) -> bool | None:
     return mode & 0o006 == 0o006
 
 
+def device_usable(node: str) -> bool | None:
+    """Can the service user open the device node (by its owner, group and mode)?
+    None when that user does not exist."""
+    return _can_open(os.stat(node), SERVICE_USER)
+
+
 def check_device(host: Host) -> Check:
     """Is a Hailo device node present, and can the service user open it?"""
     problem = checks.device_problem(host.paths.root)
@@ -137,7 +150,7 @@ def check_device(host: Host) -> Check:
     except KeyError:
         owner = str(info.st_uid)
     found = f"{node} {owner}:{group} {stat.filemode(info.st_mode)}"
-    usable = _can_open(info, SERVICE_USER)
+    usable = device_usable(node)
     if usable is None:
         return Check("device", "warn", f"{found}; user {SERVICE_USER} does not exist",
                      "sudo apt install --reinstall hailo-ollama-service")
@@ -216,14 +229,21 @@ def check_port(host: Host, values: dict[str, Any] | None) -> Check:
     return Check("port", "fail", *problem)
 
 
-def check_unit(host: Host) -> Check:
-    """The unit's state, restarts so far and last exit status."""
+def unit_properties(host: Host) -> tuple[dict[str, str] | None, str]:
+    """(properties, "") of the server unit from ``systemctl show``, or (None, why not)."""
     code, out = host.run(["systemctl", "show", UNIT, "--property=ActiveState,SubState,NRestarts,"
                           "ExecMainStatus,ExecMainCode,UnitFileState,LoadState"])
     if code != 0:
         first = out.splitlines()[0] if out else f"exit status {code}"
-        return Check("unit", "skip", f"systemctl unavailable: {first[:120]}")
-    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return None, first[:120]
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line), ""
+
+
+def check_unit(host: Host) -> Check:
+    """The unit's state, restarts so far and last exit status."""
+    props, why = unit_properties(host)
+    if props is None:
+        return Check("unit", "skip", f"systemctl unavailable: {why}")
     if props.get("LoadState") == "not-found":
         return Check("unit", "fail", f"{UNIT} is not installed", "sudo apt install hailo-ollama-service")
     found = (f"{props.get('ActiveState')}/{props.get('SubState')}, {props.get('UnitFileState')}, "
@@ -305,16 +325,25 @@ def _largest_model(paths: Paths) -> int:
     return largest
 
 
-def check_disk(host: Host) -> Check:
-    """Is there room for another model where models are stored?"""
-    try:  # the service user's models/ may be anything: no link followed
+def free_space(host: Host) -> tuple[Path, int]:
+    """(where, free bytes) of the file system that holds the models.
+
+    The service user's models/ may be anything: it is opened without
+    following a link; when it is missing or odd, the root is measured.
+    """
+    try:
         with nofollow.opened_dir(host.paths.state_dir, "models") as fd:
             info = os.statvfs(fd)
         where = host.paths.models_dir
     except OSError:
         info = os.statvfs(host.paths.root)
         where = host.paths.root
-    free = info.f_bavail * info.f_frsize
+    return where, info.f_bavail * info.f_frsize
+
+
+def check_disk(host: Host) -> Check:
+    """Is there room for another model where models are stored?"""
+    where, free = free_space(host)
     need = _largest_model(host.paths) or 2 * GIB
     found = f"{free / GIB:.1f} GiB free in {where}"
     if free < need:
@@ -366,19 +395,30 @@ def soc_temperature(host: Host) -> float | None:
         return None
 
 
+THROTTLED_SYSFS = "/sys/devices/platform/soc/soc:firmware/get_throttled"
+
+
+def throttled(host: Host) -> int | None:
+    """The firmware's throttling bits: sysfs (readable by anyone on Raspberry Pi
+    OS kernels), else ``vcgencmd get_throttled``; None off a Pi."""
+    try:
+        return int(host.file(THROTTLED_SYSFS).read_text().strip(), 16)
+    except (OSError, ValueError):
+        pass
+    code, out = host.run(["vcgencmd", "get_throttled"])
+    match = re.search(r"throttled=(0x[0-9a-fA-F]+)", out) if code == 0 else None
+    return int(match.group(1), 16) if match else None
+
+
 def check_thermal(host: Host) -> Check:
     """SoC temperature and throttling flags, where the Pi exposes them."""
     temp = soc_temperature(host)
-    code, out = host.run(["vcgencmd", "get_throttled"])
-    flags: list[str] = []
-    match = re.search(r"throttled=(0x[0-9a-fA-F]+)", out) if code == 0 else None
-    if match:
-        value = int(match.group(1), 16)
-        flags = [name for bit, name in THROTTLE_BITS.items() if value & (1 << bit)]
-    if temp is None and not match:
+    value = throttled(host)
+    flags = [name for bit, name in THROTTLE_BITS.items() if value & (1 << bit)] if value is not None else []
+    if temp is None and value is None:
         return Check("thermal", "skip", "no /sys/class/thermal zone or vcgencmd here (not a Raspberry Pi?)")
     found = ", ".join(filter(None, [f"SoC {temp:.1f} °C" if temp is not None else "",
-                                    f"throttled={match.group(1)}" if match else "vcgencmd not available"]))
+                                    f"throttled={value:#x}" if value is not None else "vcgencmd not available"]))
     if flags or (temp is not None and temp >= 80):
         return Check("thermal", "warn", found + (f" ({', '.join(flags)})" if flags else ""),
                      "improve cooling (active cooler) and use the official 27 W power supply")

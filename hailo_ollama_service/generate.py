@@ -107,7 +107,8 @@ def _options(sub) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
                 names += f" {action.metavar or action.dest.upper()}"
         else:
             names = action.metavar or action.dest.upper()
-        out.append((names, action.help % {"prog": sub.prog} if "%(" in action.help else action.help.replace("%%", "%")))
+        fields = {"prog": sub.prog, "default": action.default}
+        out.append((names, action.help % fields if "%(" in action.help else action.help.replace("%%", "%")))
     return out
 
 

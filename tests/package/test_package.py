@@ -17,7 +17,7 @@ from package_helpers import PACKAGE, REPO, changelog_version, need, run
 DEBIAN = REPO / "debian"
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config")
 UNITS = ("hailo-ollama.service", "hailo-ollama-config.path", "hailo-ollama-config.service",
-         "hailo-ollama-warmup.service")
+         "hailo-ollama-warmup.service", "hailo-ollama-metrics.service", "hailo-ollama-metrics.timer")
 # Every argument dpkg (or debconf) passes to each script, per Debian policy.
 ARGUMENTS = {
     "preinst": ("install", "upgrade", "abort-upgrade"),
@@ -370,3 +370,21 @@ def test_build_deb_sets_another_version_in_the_changelog_and_the_python_package(
     assert '__version__ = "0.9.0"' in init
     # The source tree itself is untouched.
     assert changelog_version() != "0.9.0"
+
+
+def test_the_metrics_timer_runs_a_oneshot_only_where_node_exporter_keeps_its_textfiles():
+    timer = dict(directives(unit_text("hailo-ollama-metrics.timer")))
+    assert timer["OnUnitActiveSec"] == "1min" and timer["WantedBy"] == "timers.target"
+    found = directives(unit_text("hailo-ollama-metrics.service"))
+    unit = dict(found)
+    assert unit["ConditionPathIsDirectory"] == "/var/lib/prometheus/node-exporter"
+    assert unit["Type"] == "oneshot" and unit["DynamicUser"] == "yes" and "User" not in unit
+    assert unit["ExecStart"] == ("/usr/bin/hailo-ollama-service metrics --output "
+                                 "/run/hailo-ollama-metrics/hailo-ollama.prom")
+    assert unit["ExecStartPost"] == "+/usr/bin/hailo-ollama-service metrics-publish"
+    sandbox = ("Protect", "Private", "Restrict", "NoNewPrivileges", "LockPersonality", "MemoryDeny",
+               "SystemCall", "Capability")
+    warmup = {pair for pair in directives(unit_text("hailo-ollama-warmup.service")) if pair[0].startswith(sandbox)}
+    # PrivateDevices=yes would hide the device nodes the metrics report on; see the unit's comment
+    assert warmup - set(found) == {("PrivateDevices", "yes")}, "the metrics sandbox must be at least the warm-up's"
+    assert ("DevicePolicy", "closed") in found
