@@ -378,7 +378,7 @@ def test_the_metrics_timer_runs_a_oneshot_only_where_node_exporter_keeps_its_tex
     found = directives(unit_text("hailo-ollama-metrics.service"))
     unit = dict(found)
     assert unit["ConditionPathIsDirectory"] == "/var/lib/prometheus/node-exporter"
-    assert unit["Type"] == "oneshot" and unit["DynamicUser"] == "yes" and "User" not in unit
+    assert unit["Type"] == "oneshot" and unit["User"] == "hailo-ollama" and "SupplementaryGroups" not in unit
     assert unit["ExecStart"] == ("/usr/bin/hailo-ollama-service metrics --output "
                                  "/run/hailo-ollama-metrics/hailo-ollama.prom")
     assert unit["ExecStartPost"] == "+/usr/bin/hailo-ollama-service metrics-publish"
