@@ -268,3 +268,31 @@ def test_postinst_report_does_not_wait_while_another_program_holds_the_port(tmp_
                                "postinst-report", "--timeout", "30"], capture_output=True, text=True, env=env)
     assert done.returncode == 0 and time.monotonic() - start < 10
     assert "while another program holds port" in done.stderr and "journalctl" in done.stderr
+
+
+def test_metrics_writes_its_output_atomically_when_asked(tmp_path, capsys):
+    out = tmp_path / "run/metrics/hailo-ollama.prom"
+    out.parent.mkdir(parents=True)
+    assert cli.main(["--root", str(tmp_path), "metrics", "--output", str(out)]) == 0
+    assert capsys.readouterr().out == ""
+    assert "# TYPE hailo_ollama_up gauge\n" in out.read_text()
+
+
+def test_metrics_publish_copies_then_removes_the_textfile(tmp_path):
+    source = write(tmp_path / "run/hailo-ollama.prom", "hailo_ollama_up 1\n")
+    target = tmp_path / "var/lib/prometheus/node-exporter"
+    target.mkdir(parents=True)
+    assert cli.main(["--root", str(tmp_path), "metrics-publish", "--from", str(source)]) == 0
+    assert (target / "hailo-ollama.prom").read_text() == "hailo_ollama_up 1\n"
+    assert cli.main(["--root", str(tmp_path), "metrics-publish", "--remove"]) == 0
+    assert os.listdir(target) == []
+    target.rmdir()
+    assert cli.main(["--root", str(tmp_path), "metrics-publish", "--remove"]) == 0  # no node_exporter: fine
+
+
+def test_metrics_publish_of_junk_fails_with_one_line(tmp_path, capsys):
+    source = write(tmp_path / "run/hailo-ollama.prom", "rm -rf /\n")
+    (tmp_path / "var/lib/prometheus/node-exporter").mkdir(parents=True)
+    assert cli.main(["--root", str(tmp_path), "metrics-publish", "--from", str(source)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a hailo_ollama_ metric line; nothing published" in err
