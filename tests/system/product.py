@@ -6,11 +6,13 @@ so `make demo` and bench/system_bench.py can reuse it.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -31,9 +33,13 @@ JSON = "/etc/xdg/hailo-ollama/hailo-ollama.json"
 JSON_DISTRIB = JSON + ".distrib"
 ENV_FILE = "/run/hailo-ollama/hailo-ollama.env"
 DROPIN = "/etc/systemd/system/hailo-ollama.service.d/50-hailo-ollama-service.conf"
-STATE = "/var/lib/hailo-ollama"
+STATE = "/var/lib/hailo-ollama"  # the service user's tree
 BLOB = f"{STATE}/models/blob"
 MANIFESTS = f"{STATE}/models/manifests"
+MIRROR_RECORD = f"{STATE}/mirror-state.json"  # the manifest mirror's own record (service user)
+LEGACY_STATE = f"{STATE}/render-state.json"  # 1.0.0's bookkeeping, no longer trusted
+BOOK_DIR = "/var/lib/hailo-ollama-service"  # root's own bookkeeping
+BOOK = f"{BOOK_DIR}/state.json"
 UPSTREAM_MANIFESTS = "/usr/share/hailo-ollama/models/manifests"
 USER = "hailo-ollama"
 STANDIN_CONTROL = "/etc/hailo-standin"
@@ -72,24 +78,82 @@ def deb_field(deb: Path, field: str) -> str:
                           check=True).stdout.strip()
 
 
+# ------------------------------------------------------------- releases
+def _git(*args, check: bool = True) -> subprocess.CompletedProcess:
+    """`git -C REPO ARGS` (read-only use: nothing here changes git state)."""
+    try:
+        cp = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, timeout=120)
+    except FileNotFoundError:
+        raise ProductError("git is not installed: cannot find the commit of an earlier release") from None
+    if check and cp.returncode != 0:
+        raise ProductError(f"git {' '.join(args)} failed ({cp.returncode}): "
+                           f"{cp.stderr.decode(errors='replace').strip()}")
+    return cp
+
+
+def release_commit(version: str, tag: "str | None" = None) -> str:
+    """The commit that carries release VERSION.
+
+    The tag (default ``v``VERSION) when the repository has it. Else (a clone
+    without tags) the last commit whose debian/changelog still starts with
+    ``(VERSION)``: walking the commits that changed debian/changelog, newest
+    first, the newest one that names VERSION; the release is then the commit
+    just before the next change of debian/changelog (the version bump), or
+    HEAD when there was none. Raises ProductError when there is neither: an
+    upgrade test must never fall back to the current work tree.
+    """
+    tag = tag or f"v{version}"
+    if _git("rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
+        raise ProductError(f"{REPO} is not a git work tree: cannot find the commit of release {version} "
+                           "(set HOS_DEB_PREVIOUS to a .deb of it)")
+    cp = _git("rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}", check=False)
+    if cp.returncode == 0 and cp.stdout.strip():
+        return cp.stdout.decode().strip()
+    newer = None  # the next newer commit that changed debian/changelog
+    for commit in _git("log", "--first-parent", "--format=%H", "--", "debian/changelog").stdout.decode().split():
+        shown = _git("show", f"{commit}:debian/changelog", check=False)
+        first = shown.stdout.decode(errors="replace").splitlines()[:1] if shown.returncode == 0 else []
+        if first and f"({version})" in first[0]:
+            if newer is None:
+                return _git("rev-parse", "HEAD").stdout.decode().strip()
+            return _git("rev-parse", f"{newer}^").stdout.decode().strip()
+        newer = commit
+    raise ProductError(f"no tag {tag} and no commit whose debian/changelog starts with ({version}) "
+                       f"in {REPO}: cannot build release {version} as released "
+                       "(fetch the tags, or set HOS_DEB_PREVIOUS to a .deb of it)")
+
+
+def export_commit(commit: str, dest: Path) -> None:
+    """`git archive COMMIT | tar -x -C DEST`: the tree of COMMIT, without .git."""
+    archive = _git("archive", "--format=tar", commit).stdout
+    cp = subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, capture_output=True, timeout=120)
+    if cp.returncode != 0:
+        raise ProductError(f"cannot unpack git archive {commit}: {cp.stderr.decode(errors='replace')}")
+
+
 # ------------------------------------------------------------------- debs
 class Debs:
     """The .deb files under test: from $HOS_DEB, $HOS_DEB_PREVIOUS and
-    $HOS_STANDIN_DIR when set, else built on first use into WORKDIR."""
+    $HOS_STANDIN_DIR when set, else built on first use into WORKDIR.
 
-    PREVIOUS_VERSION = "0.9.0"
+    The previous version is release 1.0.0 *as released*: the package built
+    from the commit that carries it (tag ``v1.0.0``), never the current tree
+    with another version number."""
+
+    PREVIOUS_VERSION = "1.0.0"
+    PREVIOUS_TAG = "v1.0.0"
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
 
     @staticmethod
-    def _build(cmd, outdir: Path, pattern: str, timeout=900) -> Path:
+    def _build(cmd, outdir: Path, pattern: str, timeout=900, cwd: Path = REPO) -> Path:
         outdir.mkdir(parents=True, exist_ok=True)
         # The unit tests have their own stage (make check); the package build
         # for the system tests does not run them a second time.
         env = dict(os.environ)
         env["DEB_BUILD_OPTIONS"] = (env.get("DEB_BUILD_OPTIONS", "") + " nocheck").strip()
-        cp = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+        cp = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
         if cp.returncode != 0:
             raise ProductError(f"{' '.join(map(str, cmd))} failed ({cp.returncode}):\n"
                                f"{cp.stdout[-3000:]}\n{cp.stderr[-5000:]}")
@@ -109,11 +173,26 @@ class Debs:
 
     @functools.cached_property
     def hos_previous(self) -> Path:
+        """Release 1.0.0 as released: `git archive` of its commit, built with
+        that tree's own tools/build-deb ($HOS_DEB_PREVIOUS overrides)."""
         if os.environ.get("HOS_DEB_PREVIOUS"):
             return Path(os.environ["HOS_DEB_PREVIOUS"]).resolve()
+        commit = release_commit(self.PREVIOUS_VERSION, self.PREVIOUS_TAG)
+        tree = self.workdir / f"previous-src-{commit[:12]}"
+        if tree.exists():
+            shutil.rmtree(tree)
+        tree.mkdir(parents=True)
+        export_commit(commit, tree)
+        if not (tree / "tools/build-deb").is_file():
+            raise ProductError(f"commit {commit} (release {self.PREVIOUS_VERSION}) has no tools/build-deb")
         out = self.workdir / "previous"
-        return self._build([str(REPO / "tools/build-deb"), "--version", self.PREVIOUS_VERSION,
-                            "--outdir", str(out)], out, f"{PACKAGE}_{self.PREVIOUS_VERSION}_all.deb")
+        deb = self._build([str(tree / "tools/build-deb"), "--outdir", str(out)], out,
+                          f"{PACKAGE}_*_all.deb", cwd=tree)
+        version = deb_field(deb, "Version")
+        if version != self.PREVIOUS_VERSION:
+            raise ProductError(f"the package built from {commit} is version {version}, "
+                               f"not {self.PREVIOUS_VERSION}")
+        return deb
 
     @functools.cached_property
     def standin_dir(self) -> Path:
@@ -369,3 +448,158 @@ def reset(c, debs: Debs, shipped_conffile: str, timeout: float = 90) -> None:
         if not wait_answering(c, PORT, timeout=timeout):
             raise ProductError("could not bring the service back to port 11434:\n" + c.diagnostics())
         settle(c)
+
+
+# ------------------------------------------------- the privilege boundary
+def as_service_user(c, script: str, input=None, check: bool = True, timeout: float = 60) -> harness.Result:
+    """Run the shell SCRIPT inside the container as the service user only
+    (setpriv: its uid and gid, no supplementary groups), in its tree: what
+    someone who took over the server can do."""
+    return c.exec(["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", "--",
+                   "sh", "-c", f"cd {STATE} && {script}"], input=input, check=check, timeout=timeout,
+                  env={"HOME": STATE})
+
+
+# Runs inside the container as root: one line of JSON, path -> [type, uid,
+# gid, mode, sha256 of a regular file | target of a symlink | ""]. Never
+# follows a symlink, never opens anything but a regular file (O_NONBLOCK as
+# well, should one turn into a FIFO between lstat and open). Hashes are
+# cached in /run by (device, inode, size, mtime, ctime): a file whose ctime
+# did not change was not written, so only new or changed files are read
+# again and a snapshot takes a fraction of a second.
+SNAPSHOT_SCRIPT = r"""
+import hashlib, json, os, stat, sys
+roots, exclude = json.loads(sys.argv[1]), set(json.loads(sys.argv[2]))
+CACHE = "/run/hos-test-snapshot.cache"
+KINDS = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo",
+         stat.S_IFSOCK: "socket", stat.S_IFCHR: "chardev", stat.S_IFBLK: "blockdev"}
+try:
+    with open(CACHE) as f:
+        cache = json.load(f)
+except (OSError, ValueError):
+    cache = {}
+fresh, out = {}, {}
+def digest(path, st):
+    key = "%d:%d:%d:%d:%d" % (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    value = cache.get(key)
+    if value is None:
+        h = hashlib.sha256()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return "not a regular file any more"
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                h.update(chunk)
+        finally:
+            os.close(fd)
+        value = h.hexdigest()
+    fresh[key] = value
+    return value
+def record(path):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    kind = KINDS.get(stat.S_IFMT(st.st_mode), "other")
+    extra = ""
+    if kind == "file":
+        try:
+            extra = digest(path, st)
+        except OSError as e:
+            extra = "unreadable: %s" % e.strerror
+    elif kind == "symlink":
+        extra = os.readlink(path)
+    out[path] = [kind, st.st_uid, st.st_gid, "%04o" % stat.S_IMODE(st.st_mode), extra]
+for top in roots:
+    if top in exclude:
+        continue
+    record(top)
+    for dirpath, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if os.path.join(dirpath, d) not in exclude]
+        for name in dirs + files:
+            full = os.path.join(dirpath, name)
+            if full not in exclude:
+                record(full)
+with open(CACHE + ".tmp", "w") as f:
+    json.dump(fresh, f)
+os.replace(CACHE + ".tmp", CACHE)
+json.dump(out, sys.stdout, separators=(",", ":"))
+"""
+
+SNAPSHOT_ROOTS = ("/etc", "/usr", "/root", "/var/lib")
+
+
+def fs_snapshot(c, roots=SNAPSHOT_ROOTS, exclude=(STATE,), timeout: float = 120) -> "dict[str, tuple]":
+    """Every path below ROOTS but EXCLUDE (default: all but the service
+    user's tree) -> (type, uid, gid, mode, sha256 | symlink target | "")."""
+    r = c.exec(["python3", "-c", SNAPSHOT_SCRIPT, json.dumps(list(roots)), json.dumps(list(exclude))],
+               timeout=timeout)
+    return {path: tuple(entry) for path, entry in json.loads(r.stdout).items()}
+
+
+def describe_entry(entry) -> str:
+    kind, uid, gid, mode, extra = entry
+    text = f"{kind} {uid}:{gid} {mode}"
+    if kind == "file":
+        text += f" sha256 {extra[:12]}"
+    elif kind == "symlink":
+        text += f" -> {extra}"
+    return text
+
+
+def snapshot_changes(before: dict, after: dict) -> "list[tuple[str, str, str]]":
+    """(path, 'created' | 'deleted' | 'changed', details) for every difference."""
+    out = []
+    for path in sorted(set(before) | set(after)):
+        old, new = before.get(path), after.get(path)
+        if old == new:
+            continue
+        if old is None:
+            out.append((path, "created", describe_entry(new)))
+        elif new is None:
+            out.append((path, "deleted", describe_entry(old)))
+        else:
+            what = []
+            if old[0] != new[0]:
+                what.append(f"type {old[0]} -> {new[0]}")
+            if old[1:3] != new[1:3]:
+                what.append(f"owner {old[1]}:{old[2]} -> {new[1]}:{new[2]}")
+            if old[3] != new[3]:
+                what.append(f"mode {old[3]} -> {new[3]}")
+            if old[4] != new[4]:
+                what.append("content" if new[0] == "file" else f"target {old[4]} -> {new[4]}")
+            out.append((path, "changed", ", ".join(what)))
+    return out
+
+
+def path_allowed(path: str, patterns) -> bool:
+    """PATTERNS: exact paths, 'DIR/**' (DIR and everything below it), or
+    fnmatch patterns ('*' also matches '/')."""
+    for pattern in patterns:
+        if pattern.endswith("/**"):
+            base = pattern[:-3]
+            if path == base or path.startswith(base + "/"):
+                return True
+        elif path == pattern or fnmatch.fnmatchcase(path, pattern):
+            return True
+    return False
+
+
+def package_files(c, package: str = PACKAGE) -> "set[str]":
+    """`dpkg -L PACKAGE`, with the merged-/usr aliases (/lib, /bin, /sbin)
+    spelled as the snapshot sees them (below /usr)."""
+    r = c.exec(["dpkg", "-L", package], check=False)
+    out = set()
+    for line in r.stdout.splitlines():
+        line = line.strip()
+        if not line.startswith("/") or line == "/.":
+            continue
+        for alias in ("/lib/", "/lib64/", "/bin/", "/sbin/"):
+            if line.startswith(alias) or line == alias[:-1]:
+                line = "/usr" + line
+                break
+        out.add(line)
+    return out

@@ -1,4 +1,7 @@
-"""Life cycle 11: upgrading hailo-ollama-service from the previous version."""
+"""Life cycle 11: upgrading hailo-ollama-service from the previous release, 1.0.0 as
+released (built from the commit tagged v1.0.0, see product.Debs.hos_previous).
+
+test_71 upgrades from it with bookkeeping poisoned by the service user."""
 
 import pytest
 

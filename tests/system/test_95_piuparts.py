@@ -1,5 +1,6 @@
 """Life cycle 15: piuparts install -> purge and install -> upgrade -> purge,
-with the stand-in (and the previous version) served from a local repository."""
+with the stand-in (and the previous release, 1.0.0 as released) served from a
+local repository."""
 
 import shutil
 import subprocess
