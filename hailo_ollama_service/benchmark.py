@@ -1,7 +1,10 @@
 """``hailo-ollama-service bench``: time to first token and tokens/s on this Pi.
 
-Sends a small fixed prompt through /api/generate N times and prints the
-medians, with the SoC temperature before and after so throttling shows.
+Unloads the model first, then sends a small fixed prompt through
+/api/generate N times: the first run is cold (it loads the model, 30-60 s
+on a Pi), the others warm. Prints the cold and the warm (median) time to
+first token, the median tokens/s, and the SoC temperature before and after
+so throttling shows.
 """
 
 from __future__ import annotations
@@ -72,6 +75,17 @@ def one_run(url: str, model: str, timeout: float = 300.0,
     return Run(first if first is not None else wall, chunks / wall if wall > 0 else 0.0, False)
 
 
+def unload(url: str, model: str) -> None:
+    """Unload ``model`` (a load request with keep_alive 0); raise BenchError if the server is gone."""
+    import requests
+
+    try:
+        api.local_session().post(f"{url}/api/generate", json={"model": model, "keep_alive": 0, "stream": False},
+                                 timeout=(5, 300))
+    except requests.RequestException as err:
+        raise BenchError(f"{url} does not answer: {type(err).__name__}") from None
+
+
 def pick_model(url: str, wanted: str) -> str:
     """Return ``wanted``, else the first pulled model; raise BenchError if none."""
     import requests
@@ -93,6 +107,7 @@ def bench(values: dict[str, Value], model: str, runs: int, temperature: Callable
     """Run the benchmark and print its figures; return the exit status."""
     url = api.base_url(values)
     chosen = pick_model(url, model or str(values["warmup.model"]))
+    unload(url, chosen)  # so that the first run is a cold one
     before = temperature()
     results = []
     for i in range(runs):
@@ -103,7 +118,10 @@ def bench(values: dict[str, Value], model: str, runs: int, temperature: Callable
     source = "eval_count/eval_duration" if all(r.from_server for r in results) else "wall clock"
     out(f"model:               {chosen}")
     out(f"runs:                {runs}")
-    out(f"first token, median: {statistics.median(r.first_token for r in results):.2f} s")
+    out(f"first token, cold:   {results[0].first_token:.2f} s (the model loaded first)")
+    if len(results) > 1:
+        out(f"first token, warm:   {statistics.median(r.first_token for r in results[1:]):.2f} s "
+            f"(median of {len(results) - 1})")
     out(f"tokens/s, median:    {statistics.median(r.tokens_per_second for r in results):.1f} ({source})")
     shown = [f"{t:.1f} °C" if t is not None else "n/a" for t in (before, after)]
     out(f"SoC temperature:     {shown[0]} before, {shown[1]} after")

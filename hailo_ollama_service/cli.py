@@ -80,7 +80,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     """Print every effective value and where it came from."""
     from hailo_ollama_service import settings
-    from hailo_ollama_service.schema import SETTINGS
+    from hailo_ollama_service.generate import debconf_text
+    from hailo_ollama_service.schema import SETTINGS, yaml_scalar
     paths = _paths(args)
     effective = settings.load(paths)
     if args.json:
@@ -94,12 +95,12 @@ def cmd_config(args: argparse.Namespace) -> int:
             source = effective.sources[setting.key]
             kind = ("default" if source == "default" else
                     "conffile" if source == str(paths.conffile) else "debconf")
-            print(f"{setting.question}|{effective.values[setting.key]}|{kind}")
+            print(f"{setting.question}|{debconf_text(setting, effective.values[setting.key])}|{kind}")
     else:
         width = max(len(s.key) for s in SETTINGS)
         for setting in SETTINGS:
             value = effective.values[setting.key]
-            shown = json.dumps(value) if isinstance(value, str) else str(value)
+            shown = yaml_scalar(setting, value)
             print(f"{setting.key:<{width}}  {shown:<22}  {effective.sources[setting.key]}")
     return EXIT_OK
 
@@ -201,6 +202,13 @@ def cmd_metrics_publish(args: argparse.Namespace) -> int:
         return EXIT_OK
     metrics.publish(Path(args.source), target)
     return EXIT_OK
+
+
+def cmd_keep_warm(args: argparse.Namespace) -> int:
+    """Load warmup.model with keep_alive -1 (hailo-ollama-keepwarm.timer); see keepwarm.run."""
+    from hailo_ollama_service import keepwarm, render
+    paths = _paths(args)
+    return keepwarm.run(render.served_values(paths), lambda line: print(line, flush=True), paths.keep_state)
 
 
 def _host(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -326,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("warmup", help="pull warmup.model if missing and load it once")
     p.set_defaults(func=cmd_warmup)
 
+    p = sub.add_parser("keep-warm", help="keep warmup.model loaded (run by hailo-ollama-keepwarm.timer)",
+                       description="When warmup.keep_loaded is on, load warmup.model with keep_alive -1 "
+                       "(never unload); a failed load is unloaded and retried after 30 minutes, logged once.")
+    p.set_defaults(func=cmd_keep_warm)
+
     p = sub.add_parser("verify", help="check the unit, the API, the listening socket and the models",
                        description="Exit 0 when hailo-ollama.service is active and enabled, the API "
                        "answers, the port is held by the server and models are listed; else exit 1.")
@@ -364,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL")
     p.set_defaults(func=cmd_pull)
 
-    p = sub.add_parser("bench", help="time to first token and tokens/s (median of N runs)")
+    p = sub.add_parser("bench", help="time to first token (cold and warm) and tokens/s (median of N runs)",
+                       description="Unload MODEL, then generate N times: the first run loads it (cold), the "
+                       "others find it loaded (warm). Prints both times to first token and the median tokens/s.")
     p.add_argument("model", metavar="MODEL", nargs="?", help="default: warmup.model or the first pulled model")
     p.add_argument("--runs", type=int, default=3, metavar="N", help="number of runs (default 3)")
     p.set_defaults(func=cmd_bench)

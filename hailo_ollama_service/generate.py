@@ -55,16 +55,23 @@ def _extended(text: str) -> list[str]:
     return lines
 
 
+def debconf_text(setting: Setting, value: object) -> str:
+    """A value as debconf holds it: "true"/"false" for a boolean question."""
+    if setting.is_bool:
+        return "true" if value else "false"
+    return "" if value == "" else str(value)
+
+
 def _template(setting: Setting) -> list[str]:
-    default = "" if setting.default == "" else str(setting.default)
+    default = debconf_text(setting, setting.default)
     long_text = (f"{setting.help}\n\nSetting '{setting.key}'. A value set in /etc/hailo/hailo-ollama.yaml "
                  "wins over this answer.")
-    return [f"Template: {DEBCONF_PACKAGE}/{setting.question}", "Type: string",
+    return [f"Template: {DEBCONF_PACKAGE}/{setting.question}", f"Type: {'boolean' if setting.is_bool else 'string'}",
             f"Default: {default}".rstrip(), f"_Description: {setting.prompt}", *_extended(long_text)]
 
 
 def templates() -> str:
-    """Return debian/templates: one string question per schema setting with a question."""
+    """Return debian/templates: one question (string, or boolean) per schema setting with a question."""
     blocks = [_template(s) for s in SETTINGS if s.question]
     blocks.append([f"Template: {DEBCONF_PACKAGE}/pinned", "Type: note",
                    "_Description: Some settings are pinned in /etc/hailo/hailo-ollama.yaml",
@@ -216,7 +223,8 @@ def preseed() -> str:
         if not setting.question:
             continue
         out += ["", f"# {setting.key}: {setting.help}",
-                f"{DEBCONF_PACKAGE} {DEBCONF_PACKAGE}/{setting.question} string {setting.default}".rstrip()]
+                f"{DEBCONF_PACKAGE} {DEBCONF_PACKAGE}/{setting.question} "
+                f"{'boolean' if setting.is_bool else 'string'} {debconf_text(setting, setting.default)}".rstrip()]
     return "\n".join(out) + "\n"
 
 

@@ -40,6 +40,8 @@ class Paths:
     book: Path
     stamp: Path
     served: Path
+    keep_flag: Path
+    keep_state: Path
     upstream_manifests: Path
     lock_file: Path
 
@@ -92,6 +94,8 @@ def make_paths(root: str | os.PathLike[str] | None = None,
         book=at(fastpath.BOOK_REL) / "state.json",
         stamp=at(fastpath.BOOK_REL) / fastpath.STAMP_NAME,
         served=at(fastpath.BOOK_REL) / fastpath.SERVED_NAME,
+        keep_flag=at(fastpath.BOOK_REL) / "keep-loaded",
+        keep_state=state_dir / "keep-warm-state.json",
         upstream_manifests=at("/usr/share/hailo-ollama/models/manifests"),
         lock_file=at("/run/hailo-ollama/render.lock"),
     )

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Union
 
-Value = Union[int, str]
+Value = Union[bool, int, str]
 
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _SIZE = re.compile(r"^(?:[1-9][0-9]*[KMGT]?|(?:100|[1-9]?[0-9])(?:\.[0-9]+)?%|infinity)$")
@@ -109,6 +109,13 @@ def check_group_id(value: object) -> str:
     return text
 
 
+def check_bool(value: object) -> bool:
+    """Return ``value`` if it is a YAML boolean (true or false)."""
+    if not isinstance(value, bool):
+        raise SettingError(f"must be true or false, not {_describe(value)}")
+    return value
+
+
 def check_model(value: object) -> str:
     """Return ``value`` if it is empty or a model name ``name[:tag]``."""
     text = "" if value is None else _check_str(value)
@@ -130,15 +137,25 @@ class Setting:
     prompt: str
 
     @property
+    def is_bool(self) -> bool:
+        """True when the value is a YAML boolean (a debconf boolean question)."""
+        return isinstance(self.default, bool)
+
+    @property
     def is_int(self) -> bool:
         """True when the value is a YAML integer (written unquoted)."""
-        return isinstance(self.default, int)
+        return isinstance(self.default, int) and not self.is_bool
 
     def parse_text(self, text: str) -> Value:
         """Turn a debconf/command-line string into the setting's type.
 
         Takes the text; returns the validated value; raises SettingError.
         """
+        if self.is_bool:
+            word = text.strip().lower()
+            if word not in ("true", "false"):
+                raise SettingError(f"must be true or false, not {text!r}")
+            return word == "true"
         if self.is_int:
             stripped = text.strip()
             if not re.fullmatch(r"[0-9]{1,6}", stripped):
@@ -175,6 +192,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("warmup.model", "", check_model,
             "Model pulled (and loaded once) after install and boot, e.g. qwen2:1.5b; empty = none.",
             "warmup-model", "medium", "Model to download and load after installation (empty for none):"),
+    Setting("warmup.keep_loaded", False, check_bool,
+            "Keep warmup.model loaded for good (a timer renews keep_alive -1); it then holds the Hailo device.",
+            "keep-loaded", "low", "Keep the warm-up model loaded at all times?"),
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
@@ -197,6 +217,8 @@ def sections() -> dict[str, list[Setting]]:
 
 def yaml_scalar(setting: Setting, value: Value) -> str:
     """Return ``value`` written as a YAML scalar that reads back as itself."""
+    if setting.is_bool:
+        return "true" if value else "false"
     if setting.is_int:
         return str(value)
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -17,7 +17,8 @@ from package_helpers import PACKAGE, REPO, changelog_version, need, run
 DEBIAN = REPO / "debian"
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config")
 UNITS = ("hailo-ollama.service", "hailo-ollama-config.path", "hailo-ollama-config.service",
-         "hailo-ollama-warmup.service", "hailo-ollama-metrics.service", "hailo-ollama-metrics.timer")
+         "hailo-ollama-warmup.service", "hailo-ollama-metrics.service", "hailo-ollama-metrics.timer",
+         "hailo-ollama-keepwarm.service", "hailo-ollama-keepwarm.timer")
 # Every argument dpkg (or debconf) passes to each script, per Debian policy.
 ARGUMENTS = {
     "preinst": ("install", "upgrade", "abort-upgrade"),

@@ -931,6 +931,21 @@ def test_keep_alive_seconds_expire_the_loaded_model(layout: Layout, server: Stan
     assert server.get("/api/ps").json() == {"models": []}
 
 
+def test_the_default_keep_alive_is_a_test_knob_and_a_negative_one_never_unloads(
+        layout: Layout, run: Callable[..., Standin]) -> None:
+    layout.standard()
+    layout.put_blob("qwen2:1.5b")
+    (layout.dev / "hailo0").touch()
+    standin = run({"HAILO_STANDIN_DEFAULT_KEEP_ALIVE": "1"})
+    standin.post("/api/generate", {"model": "qwen2:1.5b", "prompt": "hi", "stream": False})
+    time.sleep(1.3)
+    assert standin.get("/api/ps").json() == {"models": []}
+    load = standin.post("/api/generate", {"model": "qwen2:1.5b", "keep_alive": -1}).json()
+    assert load["done_reason"] == "load"
+    time.sleep(1.3)
+    assert [m["name"] for m in standin.get("/api/ps").json()["models"]] == ["qwen2:1.5b"]
+
+
 def test_chat_and_generate_of_an_unknown_model_answer_200_with_an_error_in_5_1(server: Standin) -> None:
     for path, body in (("/api/chat", {**CHAT, "model": "nope:1b"}),
                        ("/api/generate", {"model": "nope:1b", "prompt": "hi"}),

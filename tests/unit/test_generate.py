@@ -38,7 +38,8 @@ def test_each_question_has_a_template_whose_default_is_the_schema_default():
         if not setting.question:
             continue
         block = next(b for b in blocks if b.startswith(f"Template: hailo-ollama-service/{setting.question}\n"))
-        assert f"\nDefault: {setting.default}".rstrip() in block
+        assert f"\nDefault: {generate.debconf_text(setting, setting.default)}".rstrip() in block
+        assert f"\nType: {'boolean' if setting.is_bool else 'string'}\n" in block
         assert "\n_Description: " in block
 
 
@@ -123,5 +124,7 @@ def test_the_example_preseed_is_generated_and_names_every_question_with_its_defa
     assert text == generate.preseed(), "run: make generate"
     for setting in schema.SETTINGS:
         if setting.question:
-            line = f"hailo-ollama-service hailo-ollama-service/{setting.question} string {setting.default}"
+            kind = "boolean" if setting.is_bool else "string"
+            line = (f"hailo-ollama-service hailo-ollama-service/{setting.question} {kind} "
+                    f"{generate.debconf_text(setting, setting.default)}")
             assert line.rstrip() + "\n" in text

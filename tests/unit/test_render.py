@@ -291,3 +291,29 @@ def test_served_values_are_the_last_good_ones_while_the_settings_are_invalid(pat
 def test_served_values_fall_back_to_the_settings_before_the_first_render(paths):
     write(paths.conffile, "server:\n  port: 11600\n")
     assert render.served_values(paths)["server.port"] == 11600
+
+
+def test_keep_loaded_sets_the_timers_flag_and_starts_or_stops_the_timer_only_on_a_change(paths):
+    calls = []
+
+    def apply():
+        render.apply(paths, True, True, report=lambda _l: None, run=calls.append, sync=NO_SYNC)
+    apply()
+    assert not paths.keep_flag.exists() and not [c for c in calls if "hailo-ollama-keepwarm.timer" in c]
+    write(paths.conffile, "warmup:\n  model: qwen2:1.5b\n  keep_loaded: true\n")
+    calls.clear()
+    apply()
+    assert paths.keep_flag.is_file() and ["--no-block", "start", "hailo-ollama-keepwarm.timer"] in calls
+    calls.clear()
+    apply()
+    assert calls == []
+    write(paths.conffile, "warmup:\n  model: \"\"\n  keep_loaded: true\n")  # nothing to keep loaded
+    apply()
+    assert not paths.keep_flag.exists() and ["--no-block", "stop", "hailo-ollama-keepwarm.timer"] in calls
+
+
+def test_the_keep_loaded_flag_does_not_restart_the_server(paths):
+    render.render(paths)
+    write(paths.conffile, "warmup:\n  model: qwen2:1.5b\n  keep_loaded: true\n")
+    result = render.render(paths)
+    assert result.keep_changed and not result.server_affected

@@ -107,7 +107,25 @@ def test_the_defaults_are_the_values_of_the_design():
     assert schema.DEFAULTS == {
         "server.host": "0.0.0.0", "server.port": 11434, "library.host": "dev-public.hailo.ai",
         "library.port": 443, "main_poll_time_ms": 200, "resource_limits.memory_max": "4G",
-        "resource_limits.cpu_quota": "80%", "device.group_id": "", "warmup.model": ""}
+        "resource_limits.cpu_quota": "80%", "device.group_id": "", "warmup.model": "",
+        "warmup.keep_loaded": False}
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("false", False), (" TRUE ", True)])
+def test_a_boolean_setting_reads_debconfs_true_and_false(text, value):
+    assert schema.BY_KEY["warmup.keep_loaded"].parse_text(text) is value
+
+
+@pytest.mark.parametrize("raw", [1, 0, "yes", "true", None])
+def test_a_boolean_setting_takes_only_a_yaml_boolean(raw):
+    with pytest.raises(SettingError, match="must be true or false"):
+        schema.BY_KEY["warmup.keep_loaded"].check(raw)
+
+
+def test_a_boolean_is_written_as_yaml_true_or_false_and_is_not_an_integer_setting():
+    setting = schema.BY_KEY["warmup.keep_loaded"]
+    assert schema.yaml_scalar(setting, True) == "true" and schema.yaml_scalar(setting, False) == "false"
+    assert setting.is_bool and not setting.is_int
 
 
 def test_every_default_passes_its_own_validator():
