@@ -102,17 +102,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644,
     except OSError as err:
         raise WriteError(f"{path}: cannot write: {err.strerror}") from None
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fchmod(fd, mode)
-            if owner is not None:
-                os.fchown(fd, *owner)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fill(fd, data, mode, owner)
         os.rename(tmp, path)
     except OSError as err:
         try:
@@ -122,6 +112,21 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644,
         raise WriteError(f"{path}: cannot write: {err.strerror}") from None
     _fsync_dir(directory)
     return True
+
+
+def fill(fd: int, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+    """Write ``data`` to the new file ``fd``, set its mode (and owner), fsync
+    and close it (also on error). Raises OSError."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_file(path: Path) -> bool:
