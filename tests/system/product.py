@@ -223,6 +223,22 @@ def apt_install(c: "harness.Container", *debs: Path, options=(), timeout=600,
                   check=check)
 
 
+# How an unattended upgrade keeps an edited conffile (and what Ansible's apt
+# module passes by default): dpkg's default answer, else the admin's version.
+KEEP_CONFFILES = ("-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
+
+
+def conffile_upgrade_check(c, old_deb: Path, new_deb: Path, output: str) -> None:
+    """After an upgrade with KEEP_CONFFILES of an edited conffile: when the
+    shipped conffile changed, dpkg kept the admin's and put the new one
+    beside it (.dpkg-dist); when it did not change, dpkg asked nothing."""
+    if deb_file(old_deb, CONFFILE) == deb_file(new_deb, CONFFILE):
+        if "Configuration file '/etc/hailo/hailo-ollama.yaml'" in output or c.exists(CONFFILE + ".dpkg-dist"):
+            raise ProductError("dpkg asked about a conffile that did not change upstream:\n" + output[-3000:])
+    elif c.read_file(CONFFILE + ".dpkg-dist").encode() != deb_file(new_deb, CONFFILE):
+        raise ProductError("the new shipped conffile is not beside the admin's as .dpkg-dist")
+
+
 def apt(c: "harness.Container", *args, timeout=600, check=False) -> harness.Result:
     return c.exec(["apt-get", "-y", *args], env=APT_ENV, timeout=timeout, check=check)
 

@@ -23,7 +23,6 @@ PORT = 11508
 POISONED_PORT = 11999
 CANARY_DIR = "/etc/hos-canary"
 VICTIM = f"{CANARY_DIR}/victim"
-PROMPT = "Configuration file '/etc/hailo/hailo-ollama.yaml'"
 INVALID = 'server:\n  port: "not a port"\n'
 
 
@@ -102,14 +101,14 @@ def test_an_upgrade_from_1_0_0_trusts_nothing_of_its_old_bookkeeping_and_keeps_s
     assert c.exists(product.LEGACY_STATE), "1.0.0 keeps no render-state.json: not the release under test?"
     _poison_legacy_bookkeeping(c, victim)
 
-    r = product.apt_install(c, hos_deb)
+    # unattended, as a fleet upgrades: the admin's edited conffile is kept
+    r = product.apt_install(c, hos_deb, options=product.KEEP_CONFFILES)
     assert r.rc == 0, r.output
     assert product.dpkg_status(c) == f"install ok installed {debs.version}"
     for path in (VICTIM, VICTIM + "-absolute"):
         assert c.exists(path) and _sha256(c, path) == victim, f"root acted on the poisoned bookkeeping: {path}"
     assert c.read_file(product.CONFFILE) == edited
-    if product.deb_file(hos_previous_deb, product.CONFFILE) == product.deb_file(hos_deb, product.CONFFILE):
-        assert PROMPT not in r.output, "dpkg asked about a conffile that did not change upstream"
+    product.conffile_upgrade_check(c, hos_previous_deb, hos_deb, r.output)
     assert product.wait_answering(c, PORT, timeout=60), c.diagnostics()
     assert not product.answers(c, POISONED_PORT)
     assert product.tag_names(c, port=PORT) == tags
