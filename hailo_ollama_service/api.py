@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-
 from typing import Any
 
 from hailo_ollama_service.probe import client_host, version, wait_ready

@@ -11,40 +11,23 @@ good settings are rebuilt from root's own rendered files.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from typing import Any
 
+from hailo_ollama_service.fastpath import read_private
 from hailo_ollama_service.fsutil import ensure_dir, write_atomic
 from hailo_ollama_service.paths import Paths
 from hailo_ollama_service.schema import BY_KEY, DEFAULTS, SettingError, Value
 
-LIMIT = 1 << 20
-
-
-def _trusted(info: os.stat_result) -> bool:
-    """Owned by root or by us, and writable by nobody else."""
-    return info.st_uid in (0, os.geteuid()) and not info.st_mode & 0o022
-
-
 def read(paths: Paths) -> dict[str, Any]:
-    """Return root's bookkeeping; {} when absent, unreadable or not trustworthy."""
+    """Return root's bookkeeping; {} when absent, unreadable or not trustworthy
+    (see fastpath.read_private: no link, no FIFO, size bound, writable by
+    root or us only)."""
+    text = read_private(str(paths.book))
     try:
-        if not _trusted(os.lstat(paths.book_dir)):
-            return {}
-        fd = os.open(paths.book, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        data = json.loads(text) if text else {}
+    except ValueError:
         return {}
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or not _trusted(info) or info.st_size > LIMIT:
-            return {}
-        data = json.loads(os.read(fd, LIMIT))
-    except (OSError, ValueError):
-        return {}
-    finally:
-        os.close(fd)
     return data if isinstance(data, dict) else {}
 
 
@@ -73,20 +56,6 @@ def last_good(book: dict[str, Any]) -> dict[str, Value] | None:
     return _validated(last) if isinstance(last, dict) else None
 
 
-def _read_small(path: os.PathLike[str]) -> str | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != 0 and info.st_uid != os.geteuid():
-            return None
-        return os.read(fd, LIMIT).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
-
-
 def recover(paths: Paths) -> dict[str, Value] | None:
     """Rebuild the last good settings from root's rendered files.
 
@@ -96,7 +65,7 @@ def recover(paths: Paths) -> dict[str, Value] | None:
     group. warmup.model is not rendered anywhere and comes back empty.
     Returns the settings, or None when the JSON is missing or unusable.
     """
-    text = _read_small(paths.upstream_json)
+    text = read_private(str(paths.upstream_json))
     try:
         doc = json.loads(text) if text else None
         values: dict[str, object] = {
@@ -105,12 +74,12 @@ def recover(paths: Paths) -> dict[str, Value] | None:
             "main_poll_time_ms": doc["main_poll_time_ms"]}
     except (TypeError, KeyError, ValueError):
         return None
-    dropin = _read_small(paths.dropin) or ""
+    dropin = read_private(str(paths.dropin)) or ""
     for key, name in (("resource_limits.memory_max", "MemoryMax"), ("resource_limits.cpu_quota", "CPUQuota")):
         match = re.search(rf"^{name}=(.*)$", dropin, re.M)
         if match:
             values[key] = match.group(1).strip() or "infinity"
-    env = _read_small(paths.env_file) or ""
+    env = read_private(str(paths.env_file)) or ""
     match = re.search(r"^HAILO_OLLAMA_VDEVICE_GROUP_ID=(.*)$", env, re.M)
     if match:
         values["device.group_id"] = match.group(1).strip()

@@ -14,9 +14,6 @@ from pathlib import Path
 
 from hailo_ollama_service import probe
 from hailo_ollama_service.paths import SERVICE_USER, UNIT
-from hailo_ollama_service.probe import pid_alive, pid_listeners
-
-__all__ = ["pid_alive", "pid_listeners", "port_holder", "port_problem", "preflight"]
 
 UPSTREAM_BINARY = "/usr/bin/hailo-ollama"
 DEVICE_GLOBS = ("/dev/hailo[0-9]*", "/dev/h1x-[0-9]*")

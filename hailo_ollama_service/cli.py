@@ -191,16 +191,12 @@ def cmd_metrics_publish(args: argparse.Namespace) -> int:
     """Root's step: copy the unprivileged step's metrics into node_exporter's directory."""
     from pathlib import Path
 
-    from hailo_ollama_service import metrics, nofollow
+    from hailo_ollama_service import metrics
     target = _paths(args).root / args.to.lstrip("/")
     if args.remove:
-        try:
-            with nofollow.opened_dir(target) as fd:
-                nofollow.unlink_at(fd, metrics.TEXTFILE_NAME)
-        except FileNotFoundError:
-            pass
-        return EXIT_OK
-    metrics.publish(Path(args.source), target)
+        metrics.unpublish(target)
+    else:
+        metrics.publish(Path(args.source), target)
     return EXIT_OK
 
 
@@ -270,6 +266,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand."""
+    from hailo_ollama_service.paths import METRICS_OUTPUT, TEXTFILE_DIR
     parser = argparse.ArgumentParser(
         prog="hailo-ollama-service",
         description="Manage the hailo-ollama service: render its configuration, check settings, "
@@ -364,9 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run by hailo-ollama-metrics.service as root: check and copy the file "
                        "that its unprivileged step wrote into DIR/hailo-ollama.prom, atomically, following "
                        "no link.")
-    p.add_argument("--from", dest="source", metavar="FILE", default="/run/hailo-ollama-metrics/hailo-ollama.prom",
+    p.add_argument("--from", dest="source", metavar="FILE", default=METRICS_OUTPUT,
                    help="the unprivileged step's output (default %(default)s)")
-    p.add_argument("--to", metavar="DIR", default="/var/lib/prometheus/node-exporter",
+    p.add_argument("--to", metavar="DIR", default=TEXTFILE_DIR,
                    help="node_exporter's textfile directory (default %(default)s)")
     p.add_argument("--remove", action="store_true", help="remove DIR/hailo-ollama.prom (package removal)")
     p.set_defaults(func=cmd_metrics_publish)

@@ -150,7 +150,7 @@ def check_device(host: Host) -> Check:
     except KeyError:
         owner = str(info.st_uid)
     found = f"{node} {owner}:{group} {stat.filemode(info.st_mode)}"
-    usable = device_usable(node)
+    usable = _can_open(info, SERVICE_USER)
     if usable is None:
         return Check("device", "warn", f"{found}; user {SERVICE_USER} does not exist",
                      "sudo apt install --reinstall hailo-ollama-service")

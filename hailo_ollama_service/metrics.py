@@ -19,7 +19,6 @@ from pathlib import Path
 from hailo_ollama_service import __version__, api, checks, doctor, nofollow, render, settings
 from hailo_ollama_service.fsutil import WriteError
 
-TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 TEXTFILE_NAME = "hailo-ollama.prom"
 LIMIT = 256 * 1024
 PS_TIMEOUT = 0.5
@@ -180,4 +179,14 @@ def publish(source: Path, target_dir: Path, name: str = TEXTFILE_NAME) -> bool:
         return nofollow.write_at(fd, name, data, 0o644, target_dir)
 
 
-__all__ = ["Family", "collect", "exposition", "publish", "TEXTFILE_DIR"]
+def unpublish(target_dir: Path, name: str = TEXTFILE_NAME) -> bool:
+    """Remove our file from the textfile directory (package removal), opening
+    the directory without following a final link; True when it was there."""
+    try:
+        with nofollow.opened_dir(target_dir) as fd:
+            return nofollow.unlink_at(fd, name)
+    except FileNotFoundError:
+        return False
+
+
+__all__ = ["Family", "collect", "exposition", "publish", "unpublish"]

@@ -14,6 +14,10 @@ from hailo_ollama_service import fastpath
 
 UNIT = "hailo-ollama.service"
 SERVICE_USER = "hailo-ollama"
+# node_exporter's textfile directory (Debian's default) and where the
+# metrics unit's unprivileged step leaves its file (its RuntimeDirectory=)
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
+METRICS_OUTPUT = "/run/hailo-ollama-metrics/hailo-ollama.prom"
 
 
 @dataclass(frozen=True)

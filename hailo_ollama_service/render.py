@@ -216,18 +216,6 @@ def served_values(paths: Paths) -> dict[str, Value]:
     return settings.load(paths).values
 
 
-def _input_snapshot(paths: Paths) -> list[tuple[str, int, int, int]]:
-    """Identify the current settings files (name, inode, size, mtime)."""
-    snap = []
-    for path in settings.layer_files(paths):
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        snap.append((str(path), info.st_ino, info.st_size, info.st_mtime_ns))
-    return snap
-
-
 def systemctl(args: Sequence[str]) -> None:
     """Run ``systemctl ARGS`` if systemd is running; raise CalledProcessError."""
     if not os.path.isdir("/run/systemd/system"):
@@ -259,8 +247,7 @@ def apply(paths: Paths, keep_last_good: bool, try_restart: bool,
     remove_file(paths.stamp)
     synced = True
     for round_ in range(max_rounds):
-        before = _input_snapshot(paths)
-        inputs = stamp_inputs(paths)
+        inputs = stamp_inputs(paths)  # also what tells that an edit came in meanwhile
         result = render(paths, keep_last_good)
         if try_restart and round_ == 0:
             changed, warnings, error = sync(paths)
@@ -288,7 +275,7 @@ def apply(paths: Paths, keep_last_good: bool, try_restart: bool,
             except (subprocess.CalledProcessError, OSError) as err:
                 total.warnings.append(f"systemctl try-restart {UNIT} failed ({err}); "
                                       f"see: journalctl -u {UNIT} -n 50 --no-pager")
-        if not try_restart or _input_snapshot(paths) == before:
+        if not try_restart or stamp_inputs(paths) == inputs:
             break
     if total.error is None and synced:
         write_stamp(paths, "synced" if try_restart else "plain", inputs)

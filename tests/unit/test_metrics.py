@@ -250,3 +250,12 @@ def test_the_example_alert_rules_use_only_metrics_the_command_exports(paths):
     exported = {line.split()[2] for line in metrics.exposition(metrics.collect(host(paths))).splitlines()
                 if line.startswith("# TYPE")}
     assert names and names <= exported, names - exported
+
+
+def test_unpublish_removes_only_our_file_and_tolerates_its_absence(written, tmp_path):
+    source, target = written
+    metrics.publish(source, target)
+    write(target / "node.prom", "node_x 1\n")
+    assert metrics.unpublish(target) and not metrics.unpublish(target)
+    assert os.listdir(target) == ["node.prom"]
+    assert not metrics.unpublish(tmp_path / "no-node-exporter")
