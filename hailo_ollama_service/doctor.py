@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hailo_ollama_service import api, checks, nofollow, render, settings
+from hailo_ollama_service import api, checks, nofollow, render, settings, stack
 from hailo_ollama_service.paths import SERVICE_USER, UNIT, Paths
 
 JSON_VERSION = 1
@@ -35,6 +35,13 @@ class Check:
     status: str
     found: str
     fix: str = ""
+
+
+@dataclass(frozen=True)
+class StackCheck(Check):
+    """The ``stack`` line, carrying the versions found for ``--json``'s "stack" object."""
+
+    versions: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def run_command(argv: list[str], timeout: float = 3.0) -> tuple[int, str]:
@@ -69,6 +76,12 @@ class Host:
             code, out = self.run(["dpkg-query", "-W", "-f=${Version}", "hailo-gen-ai-model-zoo"])
             self._upstream = out.strip() if code == 0 and out.strip() else None
         return self._upstream
+
+    def identify(self) -> tuple[int, str]:
+        """Return ``hailortcli fw-control identify``'s (exit status, output), run once."""
+        if not hasattr(self, "_identify"):
+            self._identify = self.run(["hailortcli", "fw-control", "identify"])
+        return self._identify
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -163,7 +176,7 @@ def check_device(host: Host) -> Check:
 
 def check_firmware(host: Host) -> Check:
     """What does ``hailortcli fw-control identify`` say?"""
-    code, out = host.run(["hailortcli", "fw-control", "identify"])
+    code, out = host.identify()
     if code in (126, 127):
         return Check("firmware", "skip", f"hailortcli not available ({out}); device not identified")
     arch = re.search(r"Device Architecture:\s*(\S+)", out)
@@ -177,6 +190,14 @@ def check_firmware(host: Host) -> Check:
     if "HAILO10H" not in arch.group(1):
         return Check("firmware", "warn", found + " (hailo-ollama needs a Hailo-10H)", "use a Hailo-10H module")
     return Check("firmware", "ok", found)
+
+
+def check_stack(host: Host) -> StackCheck:
+    """Do runtime, driver (installed and loaded), firmware and hailo-gen-ai-model-zoo
+    agree on major.minor.patch? (stack.py: what is read, and why that strict)"""
+    found = stack.read(host.paths.root, host.identify())
+    status, what, fix = stack.judge(found)
+    return StackCheck("stack", status, what, fix, versions=found.as_json())
 
 
 def check_settings(host: Host) -> tuple[Check, dict[str, Any] | None]:
@@ -434,8 +455,8 @@ def diagnose(host: Host) -> list[Check]:
         served = None
     api_check, listed, pulled = check_api(host, served)
     result = [check_binary(host), check_generation(host, values), check_device(host), check_firmware(host),
-              settings_check, check_diversion(host), check_port(host, served), check_unit(host), api_check,
-              check_models(host, listed, pulled, api_check.status == "ok"), check_disk(host),
+              check_stack(host), settings_check, check_diversion(host), check_port(host, served), check_unit(host),
+              api_check, check_models(host, listed, pulled, api_check.status == "ok"), check_disk(host),
               check_memory(host, values), check_thermal(host)]
     if not host.is_root:
         result.append(Check("privileges", "skip", "not root: other users' processes (port holder) and "
@@ -444,10 +465,12 @@ def diagnose(host: Host) -> list[Check]:
 
 
 def report_json(found: list[Check]) -> dict[str, Any]:
-    """The stable ``--json`` document (see README: doctor --json)."""
+    """The stable ``--json`` document (see README: doctor --json); "stack" is
+    the stack check's versions (null when that check did not run)."""
     counts = {status: sum(1 for c in found if c.status == status) for status in STATUSES}
+    versions = next((c.versions for c in found if isinstance(c, StackCheck)), None)
     return {"version": JSON_VERSION, "ok": counts["fail"] == 0, "counts": counts,
-            "checks": [asdict(c) for c in found]}
+            "checks": [asdict(Check(c.id, c.status, c.found, c.fix)) for c in found], "stack": versions}
 
 
 def report_text(found: list[Check]) -> str:

@@ -236,7 +236,7 @@ def test_a_full_run_with_the_api_down_is_fast_and_reports_every_check(paths):
     found = doctor.diagnose(host_for(paths, root=False))
     assert time.monotonic() - start < 5
     ids = [c.id for c in found]
-    assert ids == ["binary", "generation", "device", "firmware", "settings", "diversion", "port", "unit",
+    assert ids == ["binary", "generation", "device", "firmware", "stack", "settings", "diversion", "port", "unit",
                    "api", "models", "disk", "memory", "thermal", "privileges"]
     assert by_id(found, "api").status == "fail"
 
@@ -244,7 +244,7 @@ def test_a_full_run_with_the_api_down_is_fast_and_reports_every_check(paths):
 def test_the_json_report_is_stable(paths):
     found = doctor.diagnose(host_for(paths))
     doc = json.loads(json.dumps(doctor.report_json(found)))
-    assert set(doc) == {"version", "ok", "counts", "checks"}
+    assert set(doc) == {"version", "ok", "counts", "checks", "stack"}
     assert doc["version"] == 1 and doc["ok"] is False
     assert set(doc["counts"]) == {"ok", "warn", "fail", "skip"}
     assert sum(doc["counts"].values()) == len(doc["checks"])
