@@ -4,6 +4,11 @@ Upstream 5.1 dies when a *streaming* pull cannot reach the model library,
 so the library is probed from here first and an unreachable one is
 reported without asking the server. The model name is checked against the
 server's list, so a typo gets the list of names instead of a cryptic error.
+A model whose blob is already present (listed by /api/tags) needs no library:
+upstream checks the blob's sha256 and skips the download, so that pull works
+offline and is not refused. It is asked without streaming: for a present blob
+the real 5.1.1 server sends its streaming answer's only chunk without the
+chunk's end and drops the connection, which no HTTP client can read.
 """
 
 from __future__ import annotations
@@ -85,6 +90,37 @@ def library_reachable(host: str, port: int, timeout: float = 5.0) -> str | None:
         return f"cannot connect to {host}:{port}: {err.strerror or err}"
 
 
+def _present(session: Any, url: str, timeout: float) -> set[str]:
+    """Names of the models whose blob the server has (``/api/tags``); an
+    empty set when it cannot tell. Raises nothing."""
+    import requests
+
+    try:
+        models = session.get(f"{url}/api/tags", timeout=timeout).json().get("models", [])
+        return {str(m.get("name")) for m in models if isinstance(m, dict)}
+    except (requests.RequestException, ValueError, AttributeError):
+        return set()
+
+
+def _verify_present(session: Any, url: str, model: str, progress: Progress) -> None:
+    """Have the server check the present blob of ``model`` (a non-streaming
+    pull: upstream hashes it and downloads nothing). Raises PullError when
+    the server does not answer success."""
+    import requests
+
+    progress.update({"status": "verifying sha256 digest"})
+    try:
+        reply = session.post(f"{url}/api/pull", json={"model": model, "stream": False}, timeout=(5, 600))
+        answer = reply.json() if reply.status_code == 200 else {}
+    except (requests.RequestException, ValueError):
+        answer = None
+    if not isinstance(answer, dict) or answer.get("status") != "success":
+        detail = answer.get("error") if isinstance(answer, dict) and answer.get("error") else "no success"
+        raise PullError(f"the server could not verify the present blob of {model} ({detail}); "
+                        "journalctl -u hailo-ollama.service -n 50")
+    progress.update(answer)
+
+
 def pull(values: dict[str, Value], model: str, progress: Progress,
          reachable: Callable[[str, int], str | None] = library_reachable,
          connect_timeout: float = 5.0) -> None:
@@ -106,10 +142,14 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
         listed = []
     if listed and model not in listed:
         raise PullError(f"unknown model {model!r}; available: {', '.join(sorted(listed))}")
+    if model in _present(session, url, connect_timeout):
+        _verify_present(session, url, model, progress)
+        return
     problem = reachable(str(values["library.host"]), int(values["library.port"]))
     if problem:
         raise PullError(f"the model library is unreachable ({problem}); check the network or "
                         "library.host in /etc/hailo/hailo-ollama.yaml")
+    success = False
     try:
         with session.post(f"{url}/api/pull", json={"model": model, "stream": True}, stream=True,
                            timeout=(connect_timeout, 300)) as reply:
@@ -117,7 +157,6 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
                 raise PullError(f"unknown model {model!r} (the server answered 404)")
             if reply.status_code != 200:
                 raise PullError(f"the server refused the pull: HTTP {reply.status_code} {reply.text.strip()[:200]}")
-            success = False
             for raw in reply.iter_lines():
                 if not raw.strip():
                     continue

@@ -46,6 +46,24 @@ def test_an_unreachable_library_is_reported_without_asking_the_server(standin):
     assert standin.alive()  # upstream 5.1 would have died on a streaming pull
 
 
+def test_a_model_already_present_is_verified_by_the_server_without_the_library(standin):
+    pull.pull(standin.values(), "qwen2:1.5b", Progress(io.StringIO(), False), reachable=reachable)
+    out = io.StringIO()
+    pull.pull(standin.values(), "qwen2:1.5b", Progress(out, tty=False),
+              reachable=lambda h, p: f"cannot resolve {h}: Name or service not known")
+    assert out.getvalue().splitlines()[-2:] == ["verifying sha256 digest", "success"]
+
+
+def test_a_present_blob_that_fails_verification_without_a_library_is_reported(standin):
+    pull.pull(standin.values(), "qwen2:1.5b", Progress(io.StringIO(), False), reachable=reachable)
+    blob = next(p for p in (standin.data / "blob").iterdir() if not p.name.endswith(".tmp"))
+    blob.write_bytes(b"tampered")
+    (standin.control / "library-unreachable").write_text("")
+    with pytest.raises(PullError, match="could not verify the present blob"):
+        pull.pull(standin.values(), "qwen2:1.5b", Progress(io.StringIO(), False),
+                  reachable=lambda h, p: f"cannot resolve {h}: Name or service not known")
+
+
 def test_the_library_probe_names_an_unresolvable_host():
     problem = pull.library_reachable("no-such-host.invalid", 443, timeout=2)
     assert problem and "no-such-host.invalid" in problem
@@ -74,3 +92,4 @@ def test_an_interrupted_pull_leaves_the_server_healthy(standin):
     time.sleep(0.5)
     assert standin.alive()
     assert api.version("127.0.0.1", standin.port) == "0.5.1"
+
