@@ -1,6 +1,11 @@
 """pytest fixtures for the booted-container system tests.
 
-Run:  /usr/bin/python3 -m pytest tests/system -m system      (as root)
+Run:  /usr/bin/python3 -m pytest tests/system -m system [--suite=trixie]   (as root)
+
+The release comes from --suite, else HOS_SUITE, else bookworm.  A test
+marked `release_independent` runs on one release only (RELEASE_INDEPENDENT_SUITE):
+it checks nothing that differs between releases, and `make check` runs the
+suite once per release.
 
 The whole suite is skipped when not root or when systemd-nspawn/mmdebstrap
 are missing -- except under CI (CI=true), where that is a failure.
@@ -8,6 +13,7 @@ are missing -- except under CI (CI=true), where that is a failure.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,11 +33,34 @@ def _missing() -> "list[str]":
     return harness.prerequisites()
 
 
+# The release the tests marked `release_independent` run on: the one a new Pi
+# owner has.
+RELEASE_INDEPENDENT_SUITE = "trixie"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--suite", default=None, choices=harness.SUPPORTED_SUITES,
+                     help="Debian release of the booted containers (default: $HOS_SUITE or bookworm)")
+
+
 def pytest_configure(config):
     harness.install_signal_handlers()
+    suite = config.getoption("suite")
+    if suite:
+        harness.set_suite(suite)
+        os.environ["HOS_SUITE"] = suite  # for tools the tests start (tools/demo)
+
+
+def pytest_report_header(config):
+    return f"booted system tests on Debian {harness.SUITE}"
 
 
 def pytest_collection_modifyitems(config, items):
+    if harness.SUITE != RELEASE_INDEPENDENT_SUITE:  # they ran (or run) on the other release
+        other = [i for i in items if "release_independent" in i.keywords]
+        if other:
+            config.hook.pytest_deselected(items=other)
+            items[:] = [i for i in items if "release_independent" not in i.keywords]
     missing = _missing()
     if not missing or ON_CI:
         return
@@ -68,7 +97,7 @@ def base_root(prerequisites):
     try:
         return harness.ensure_root()
     except harness.HarnessError as e:
-        pytest.fail(f"cannot build the bookworm root: {e}", pytrace=False)
+        pytest.fail(f"cannot build the {harness.SUITE} root: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
-"""Booted Debian bookworm containers for the system tests (and ``make demo``).
+"""Booted Debian containers (bookworm or trixie) for the system tests and ``make demo``.
 
-A bookworm root is built once with mmdebstrap and cached under
+The release is ``HOS_SUITE`` (``bookworm`` when unset; ``trixie`` is the
+other supported one); ``pytest --suite=trixie`` sets it for a test run.
+A root per release is built once with mmdebstrap and cached under
 ``/var/cache/hailo-ollama-service-tests/`` (``HOS_CACHE_DIR``), keyed by a hash
 of the recipe below, so a changed recipe builds a new root.  The build goes to
 a temporary directory that is renamed into place, so an interrupted build never
@@ -45,7 +47,10 @@ CACHE_DIR = Path(os.environ.get("HOS_CACHE_DIR", "/var/cache/hailo-ollama-servic
 RUNS_DIR = CACHE_DIR / "runs"
 MIRROR = os.environ.get("HOS_MIRROR", "http://deb.debian.org/debian")
 SECURITY_MIRROR = os.environ.get("HOS_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
-SUITE = "bookworm"
+SUPPORTED_SUITES = ("bookworm", "trixie")
+SUITE = os.environ.get("HOS_SUITE", "bookworm")
+if SUITE not in SUPPORTED_SUITES:
+    raise SystemExit(f"HOS_SUITE={SUITE!r}: not one of {', '.join(SUPPORTED_SUITES)}")
 
 # Everything the product and the stand-in need, so that installing the local
 # .deb files inside the container needs no network.
@@ -81,18 +86,33 @@ CUSTOMIZE = [
     'printf "uninitialized\\n" > "$1/etc/machine-id"',
 ]
 
-RECIPE = {
-    "format": 2,
-    "suite": SUITE,
-    "variant": "minbase",
-    "sources": [
-        f"deb {MIRROR} {SUITE} main",
-        f"deb {MIRROR} {SUITE}-updates main",
-        f"deb {SECURITY_MIRROR} {SUITE}-security main",
-    ],
-    "include": sorted(PACKAGES),
-    "customize": CUSTOMIZE,
-}
+
+
+def set_suite(name: str) -> None:
+    """Make NAME (one of SUPPORTED_SUITES) the release of every later root,
+    container and piuparts tarball.  Raises HarnessError for another name."""
+    global SUITE
+    if name not in SUPPORTED_SUITES:
+        raise HarnessError(f"suite {name!r}: not one of {', '.join(SUPPORTED_SUITES)}")
+    SUITE = name
+
+
+def recipe(suite: "str | None" = None) -> dict:
+    """What the cached root of SUITE is built from (its hash names the cache)."""
+    suite = suite or SUITE
+    return {
+        "format": 2,
+        "suite": suite,
+        "variant": "minbase",
+        "sources": [
+            f"deb {MIRROR} {suite} main",
+            f"deb {MIRROR} {suite}-updates main",
+            f"deb {SECURITY_MIRROR} {suite}-security main",
+        ],
+        "include": sorted(PACKAGES),
+        "customize": CUSTOMIZE,
+    }
+
 
 # Under CI a missing prerequisite is a failure, never a skip.
 ON_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
@@ -165,12 +185,13 @@ def prerequisites() -> "list[str]":
     return missing
 
 
-def recipe_key() -> str:
-    return hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:16]
+def recipe_key(suite: "str | None" = None) -> str:
+    return hashlib.sha256(json.dumps(recipe(suite), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cached_root_path() -> Path:
-    return CACHE_DIR / f"root-{SUITE}-{recipe_key()}"
+def cached_root_path(suite: "str | None" = None) -> Path:
+    suite = suite or SUITE
+    return CACHE_DIR / f"root-{suite}-{recipe_key(suite)}"
 
 
 class _FileLock:
@@ -196,9 +217,12 @@ class _FileLock:
         os.close(self.fd)
 
 
-def ensure_root(timeout: float = 1800) -> Path:
-    """Return the cached bookworm root, building it first if the recipe changed."""
-    final = cached_root_path()
+def ensure_root(timeout: float = 1800, suite: "str | None" = None) -> Path:
+    """Return the cached root of SUITE (or SUITE), building it first if the
+    recipe changed.  Raises HarnessError when mmdebstrap fails or times out."""
+    suite = suite or SUITE
+    spec = recipe(suite)
+    final = cached_root_path(suite)
     if final.is_dir():
         return final
     with _FileLock(CACHE_DIR / ".build.lock", timeout=timeout):
@@ -212,11 +236,11 @@ def ensure_root(timeout: float = 1800) -> Path:
                 stale.unlink(missing_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=CACHE_DIR))
         target = tmp / "root"
-        cmd = ["mmdebstrap", "--mode=root", f"--variant={RECIPE['variant']}",
-               "--include=" + ",".join(RECIPE["include"])]
-        for hook in RECIPE["customize"]:
+        cmd = ["mmdebstrap", "--mode=root", f"--variant={spec['variant']}",
+               "--include=" + ",".join(spec["include"])]
+        for hook in spec["customize"]:
             cmd.append(f"--customize-hook={hook}")
-        cmd += [SUITE, str(target)] + RECIPE["sources"]
+        cmd += [suite, str(target)] + spec["sources"]
         log(f"building {final} with mmdebstrap (first run only, a few minutes)")
         t0 = time.monotonic()
         try:
@@ -227,12 +251,12 @@ def ensure_root(timeout: float = 1800) -> Path:
         if cp.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise HarnessError(f"mmdebstrap failed ({cp.returncode}):\n{cp.stderr[-6000:]}")
-        (target / ".hos-recipe.json").write_text(json.dumps(RECIPE, indent=1, sort_keys=True))
+        (target / ".hos-recipe.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
         os.rename(target, final)
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"built {final} in {time.monotonic() - t0:.0f}s")
         # roots of older recipes are of no further use
-        for old in CACHE_DIR.glob(f"root-{SUITE}-*"):
+        for old in CACHE_DIR.glob(f"root-{suite}-*"):
             if old != final and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
         return final
@@ -241,29 +265,28 @@ def ensure_root(timeout: float = 1800) -> Path:
 # systemd is part of the base: every target of the package boots systemd, and
 # installing then purging systemd itself as a dependency inside piuparts
 # leaves systemd's own directories (/var/lib/private, /root/.ssh, ...).
-PIUPARTS_RECIPE = {
-    "format": 1,
-    "suite": SUITE,
-    "variant": "minbase",
-    "include": ["systemd"],
-    "sources": [f"deb {MIRROR} {SUITE} main"],
-}
+def piuparts_recipe(suite: "str | None" = None) -> dict:
+    suite = suite or SUITE
+    return {"format": 1, "suite": suite, "variant": "minbase", "include": ["systemd"],
+            "sources": [f"deb {MIRROR} {suite} main"]}
 
 
-def ensure_piuparts_tarball(timeout: float = 1800) -> Path:
-    """A minbase tarball made by mmdebstrap, for `piuparts --basetgz`
-    (cached beside the root, keyed by its own recipe)."""
-    key = hashlib.sha256(json.dumps(PIUPARTS_RECIPE, sort_keys=True).encode()).hexdigest()[:16]
-    tgz = CACHE_DIR / f"piuparts-{SUITE}-{key}.tar.gz"
+def ensure_piuparts_tarball(timeout: float = 1800, suite: "str | None" = None) -> Path:
+    """A minbase tarball of SUITE made by mmdebstrap, for `piuparts --basetgz`
+    (cached beside the root, keyed by its own recipe).  Raises HarnessError."""
+    suite = suite or SUITE
+    spec = piuparts_recipe(suite)
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    tgz = CACHE_DIR / f"piuparts-{suite}-{key}.tar.gz"
     if tgz.is_file():
         return tgz
     with _FileLock(CACHE_DIR / ".build.lock", timeout=timeout):
         if tgz.is_file():
             return tgz
         tmp = tgz.with_name(f".build-{tgz.name}.{os.getpid()}.tar.gz")
-        cmd = ["mmdebstrap", "--mode=root", f"--variant={PIUPARTS_RECIPE['variant']}",
-               "--include=" + ",".join(PIUPARTS_RECIPE["include"]),
-               SUITE, str(tmp), *PIUPARTS_RECIPE["sources"]]
+        cmd = ["mmdebstrap", "--mode=root", f"--variant={spec['variant']}",
+               "--include=" + ",".join(spec["include"]),
+               suite, str(tmp), *spec["sources"]]
         log(f"building {tgz} with mmdebstrap")
         try:
             cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -274,7 +297,7 @@ def ensure_piuparts_tarball(timeout: float = 1800) -> Path:
             tmp.unlink(missing_ok=True)
             raise HarnessError(f"mmdebstrap failed ({cp.returncode}):\n{cp.stderr[-6000:]}")
         os.rename(tmp, tgz)
-        for old in CACHE_DIR.glob(f"piuparts-{SUITE}-*.tar.gz"):
+        for old in CACHE_DIR.glob(f"piuparts-{suite}-*.tar.gz"):
             if old != tgz:
                 old.unlink(missing_ok=True)
         return tgz
@@ -363,7 +386,7 @@ class Network:
 
 # -------------------------------------------------------------- container
 class Container:
-    """One booted bookworm container (copy of the cached root)."""
+    """One booted container of SUITE (copy of the cached root)."""
 
     def __init__(self, name: str = "hos", root: "Path | None" = None, keep: "bool | None" = None):
         self.name = name

@@ -20,6 +20,9 @@ from pathlib import Path
 import harness
 
 REPO = Path(__file__).resolve().parents[2]
+# Hailo's real server 5.1.1 built for x86-64 (../shared/peer/README.md)
+PEER_TARBALL = Path(os.environ.get("HOS_PEER_TARBALL")
+                    or REPO.parent / "shared/peer/hailo-ollama-5.1.1-x86_64.tar.xz")
 
 PACKAGE = "hailo-ollama-service"
 UPSTREAM = "hailo-gen-ai-model-zoo"
@@ -202,6 +205,20 @@ class Debs:
         self._build([str(REPO / "tests/standin/build-debs"), str(out)], out,
                     f"{UPSTREAM}_5.1.1-*_all.deb")
         return out
+
+    @functools.cached_property
+    def real_server(self) -> Path:
+        """Hailo's real hailo-ollama 5.1.1 for x86-64, packaged for the tests
+        ($HOS_REAL_SERVER_DEB overrides; the tarball is $HOS_PEER_TARBALL,
+        else ../shared/peer/ beside this repository)."""
+        if os.environ.get("HOS_REAL_SERVER_DEB"):
+            return Path(os.environ["HOS_REAL_SERVER_DEB"]).resolve()
+        if not PEER_TARBALL.is_file():
+            raise ProductError(f"{PEER_TARBALL} is missing: the real server's tarball "
+                               "(set HOS_PEER_TARBALL or HOS_REAL_SERVER_DEB)")
+        out = self.workdir / "real-server"
+        return self._build([str(REPO / "tests/realserver/build-deb"), str(PEER_TARBALL), str(out)],
+                           out, f"{UPSTREAM}_*_amd64.deb")
 
     def standin(self, version: str = "5.1.1") -> Path:
         found = sorted(self.standin_dir.glob(f"{UPSTREAM}_{version}-*_all.deb"))
