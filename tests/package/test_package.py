@@ -77,14 +77,20 @@ def test_every_lintian_override_carries_a_comment_with_its_reason():
 
 def test_the_deb_ships_the_units_conffile_sysusers_udev_rule_and_command(contents):
     for unit in UNITS:
-        assert f"/lib/systemd/system/{unit}" in contents
+        assert f"/usr/lib/systemd/system/{unit}" in contents
     for path in ("/etc/hailo/hailo-ollama.yaml",
                  "/usr/lib/sysusers.d/hailo-ollama-service.conf",
-                 "/lib/udev/rules.d/50-hailo-ollama-service.rules",
+                 "/usr/lib/udev/rules.d/50-hailo-ollama-service.rules",
                  "/usr/lib/python3/dist-packages/hailo_ollama_service/cli.py",
                  "/usr/share/doc/hailo-ollama-service/copyright"):
         assert path in contents, path
     assert contents["/usr/bin/hailo-ollama-service"].startswith("-rwx")
+
+
+def test_nothing_is_shipped_in_an_aliased_location_of_merged_usr(contents):
+    """Trixie's lintian (aliased-location, DEP17): /lib, /bin, /sbin are links to /usr."""
+    aliased = [p for p in contents if p.split("/")[1] in ("lib", "lib64", "bin", "sbin")]
+    assert not aliased, aliased
 
 
 def test_the_command_in_usr_bin_runs_the_packaged_cli_in_isolated_mode(unpacked):
@@ -220,7 +226,7 @@ def test_the_units_pass_systemd_analyze_verify(unpacked, tmp_path):
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
     result = run(["systemd-analyze", "verify", "--man=no", f"--root={root}",
-                  *[f"/lib/systemd/system/{unit}" for unit in UNITS]], check=False)
+                  *[f"/usr/lib/systemd/system/{unit}" for unit in UNITS]], check=False)
     assert result.returncode == 0 and not result.stderr.strip(), result.stdout + result.stderr
 
 
@@ -296,7 +302,7 @@ def test_the_service_user_exists_before_the_postinst_renders(control_dir):
 
 def test_the_udev_rule_sets_group_hailo_and_a_mode_only_where_the_driver_sets_none(unpacked):
     rules = [line for line in
-             (unpacked / "lib/udev/rules.d/50-hailo-ollama-service.rules").read_text().splitlines()
+             (unpacked / "usr/lib/udev/rules.d/50-hailo-ollama-service.rules").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     chardev = [line for line in rules if 'SUBSYSTEM=="hailo_chardev"' in line]
     hailo1x = [line for line in rules if 'SUBSYSTEM=="hailo1x"' in line]

@@ -62,6 +62,10 @@ PACKAGES = [
     # the Ansible example (test_86) connects over SSH, as to a real Pi, and
     # its apt module needs python3-apt (installed on Raspberry Pi OS)
     "openssh-server", "python3-apt",
+    # test_96 runs the package's autopkgtests (debian/tests) from a source
+    # tree with the null runner; autopkgtest unpacks a source tree with
+    # dpkg-source and would install dpkg-dev from the network otherwise
+    "autopkgtest", "dpkg-dev",
 ]
 
 # Run inside the new root (as customize hooks) at build time.  "$1" is the root.
@@ -301,6 +305,75 @@ def ensure_piuparts_tarball(timeout: float = 1800, suite: "str | None" = None) -
             if old != tgz:
                 old.unlink(missing_ok=True)
         return tgz
+
+
+# Release-specific tools that run on the host's files, not in a booted
+# system: that release's lintian, and its python3 for the unit tests.
+# (bash-completion and prometheus's promtool: unit tests check what the
+# package generates with them.)
+TOOLS_PACKAGES = ["lintian", "python3", "python3-pytest", "python3-yaml", "python3-requests",
+                  "debconf", "ucf", "shellcheck", "dpkg-dev", "procps", "iproute2", "curl",
+                  "bash-completion", "prometheus"]
+
+
+def tools_recipe(suite: "str | None" = None) -> dict:
+    suite = suite or SUITE
+    return {"format": 1, "suite": suite, "variant": "minbase", "include": sorted(TOOLS_PACKAGES),
+            "sources": [f"deb {MIRROR} {suite} main", f"deb {MIRROR} {suite}-updates main",
+                        f"deb {SECURITY_MIRROR} {suite}-security main"]}
+
+
+def ensure_tools_root(timeout: float = 1800, suite: "str | None" = None) -> Path:
+    """A directory tree of SUITE with TOOLS_PACKAGES (cached, keyed by its
+    recipe), for :func:`run_in_tools_root`.  Raises HarnessError."""
+    suite = suite or SUITE
+    spec = tools_recipe(suite)
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    final = CACHE_DIR / f"tools-{suite}-{key}"
+    if final.is_dir():
+        return final
+    with _FileLock(CACHE_DIR / ".build.lock", timeout=timeout):
+        if final.is_dir():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=CACHE_DIR))
+        cmd = ["mmdebstrap", "--mode=root", f"--variant={spec['variant']}",
+               "--include=" + ",".join(spec["include"]), suite, str(tmp / "root"), *spec["sources"]]
+        log(f"building {final} with mmdebstrap")
+        try:
+            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise HarnessError(f"mmdebstrap timed out after {timeout}s")
+        if cp.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise HarnessError(f"mmdebstrap failed ({cp.returncode}):\n{cp.stderr[-6000:]}")
+        os.rename(tmp / "root", final)
+        shutil.rmtree(tmp, ignore_errors=True)
+        for old in CACHE_DIR.glob(f"tools-{suite}-*"):
+            if old != final and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        return final
+
+
+def run_in_tools_root(cmd: "list[str]", binds: "dict[str, str]", suite: "str | None" = None,
+                      timeout: float = 900, cwd: str = "/") -> subprocess.CompletedProcess:
+    """Run CMD in SUITE's tools root, which stays read-only (systemd-nspawn
+    --read-only, a tmpfs on /tmp), with each host path of BINDS mounted
+    read-only at its place inside.  No network namespace of its own: the
+    unit tests use loopback.  Returns the completed process (stdout and
+    stderr together); raises HarnessError on a timeout."""
+    root = ensure_tools_root(suite=suite)
+    full = ["systemd-nspawn", "-q", "-D", str(root), "--read-only", "--tmpfs=/tmp:mode=1777",
+            "--tmpfs=/var/tmp:mode=1777", "--register=no", "--keep-unit", "--pipe",
+            "--setenv=PYTHONDONTWRITEBYTECODE=1", "--setenv=LC_ALL=C.UTF-8", f"--chdir={cwd}",
+            "--console=pipe"]
+    full += [f"--bind-ro={host}:{inside}" for host, inside in binds.items()]
+    full += ["--", *cmd]
+    try:
+        return subprocess.run(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise HarnessError(f"{cmd!r} in the {suite or SUITE} tools root timed out after {timeout}s") from e
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,6 +1,7 @@
 """make demo / make demo-stop (issue 6): the newcomer's two commands."""
 
 import json
+import os
 import socket
 import subprocess
 import urllib.request
@@ -21,15 +22,23 @@ def port_open(port: int = 11434) -> bool:
 
 
 def test_make_demo_leaves_the_api_answering_and_make_demo_stop_leaves_nothing_running(base_root):
+    """`make demo` on trixie (its default) and `make demo SUITE=bookworm`."""
     if port_open():
         pytest.fail("port 11434 is already in use on this machine; the demo needs it", pytrace=False)
-    up = subprocess.run(["make", "-C", str(product.REPO), "demo"], capture_output=True, text=True, timeout=1800)
+    cmd = ["make", "-C", str(product.REPO), "demo"]
+    if harness.SUITE != "trixie":
+        cmd.append(f"SUITE={harness.SUITE}")
+    env = {k: v for k, v in os.environ.items() if k != "HOS_SUITE"}  # the default must be trixie
+    up = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
     try:
         assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-4000:]
         assert "curl http://127.0.0.1:11434/api/version" in up.stdout
         with urllib.request.urlopen("http://127.0.0.1:11434/api/version", timeout=10) as reply:
             assert json.loads(reply.read()) == {"version": "0.5.1"}
         state = json.loads((harness.CACHE_DIR / "demo.json").read_text())
+        os_release = (Path(state["run_dir"]) / "root/etc/os-release").read_text()
+        assert f"VERSION_CODENAME={harness.SUITE}" in os_release, os_release
+        assert f"Debian {harness.SUITE}" in up.stdout
     finally:
         down = subprocess.run(["make", "-C", str(product.REPO), "demo-stop"], capture_output=True, text=True,
                               timeout=300)
