@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Figures of hailo-ollama-service in a booted bookworm container (root).
+"""Figures of hailo-ollama-service in booted containers of each release (root).
 
-    sudo /usr/bin/python3 bench/system_bench.py [--repeat N]
+    sudo /usr/bin/python3 bench/system_bench.py [--repeat N] [--suites "trixie bookworm"]
 
-Prints a small table:
+Prints a small table, one column per Debian release:
   - wall time of `apt install ./hailo-ollama-service_*.deb` with its
     dependencies (and the stand-in upstream) already present, no device;
   - `systemctl start hailo-ollama.service` until the API answers, against
@@ -11,7 +11,9 @@ Prints a small table:
     (the ratio is the unit's overhead: ExecStartPre render, sandbox, wait);
   - a conffile edit until the server answers on the new port;
   - the number of processes of the package left running beside the server
-    (target 0).
+    (target 0);
+  - the exposure score of `systemd-analyze security hailo-ollama.service`
+    (0 = fully sandboxed, 10 = not at all; the release's own systemd).
 The debs come from $HOS_DEB and $HOS_STANDIN_DIR, else they are built
 (tools/build-deb, tests/standin/build-debs).  Not a test: it asserts nothing.
 """
@@ -109,14 +111,18 @@ def package_processes(c):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
-    missing = harness.prerequisites()
-    if missing:
-        sys.exit("needs " + ", ".join(missing))
-    debs = product.Debs(Path(tempfile.mkdtemp(prefix="hos-bench-")))
+def exposure(c) -> str:
+    """The overall exposure level systemd-analyze gives the server's unit."""
+    r = c.exec(["systemd-analyze", "security", "--no-pager", product.UNIT], check=False)
+    for line in r.stdout.splitlines():
+        if "Overall exposure level" in line:
+            return line.split("level for")[-1].split(":", 1)[-1].strip().split()[0]
+    return "?"
+
+
+def measure(suite: str, debs: "product.Debs", repeat: int) -> "list[tuple[str, str, str]]":
+    """The figures of one release: (name, value, note) rows."""
+    harness.set_suite(suite)
     rows = []
     with harness.Container("bench") as c:
         c.boot()
@@ -133,30 +139,46 @@ def main():
         until_answering(c, product.PORT)
 
         env = c.unit_property(product.UNIT, "Environment").split()
-        units = [unit_start(c) for _ in range(args.repeat)]
-        hands = [hand_start(c, env) for _ in range(args.repeat)]
+        units = [unit_start(c) for _ in range(repeat)]
+        hands = [hand_start(c, env) for _ in range(repeat)]
         c.systemctl("start", product.UNIT, check=True, timeout=TIMEOUT)
         until_answering(c, product.PORT)
         u, h = statistics.median(units), statistics.median(hands)
-        rows.append(("systemctl start -> API answering", f"{u:.3f} s", f"median of {args.repeat}"))
-        rows.append(("server started by hand -> API answering", f"{h:.3f} s", f"median of {args.repeat}"))
+        rows.append(("systemctl start -> API answering", f"{u:.3f} s", f"median of {repeat}"))
+        rows.append(("server started by hand -> API answering", f"{h:.3f} s", f"median of {repeat}"))
         rows.append(("unit overhead (ratio)", f"{u / h:.2f} x", ""))
 
         shipped = c.read_file(product.CONFFILE)
-        edits = [edit_to_served(c, shipped, 11600 + i) for i in range(args.repeat)]
+        edits = [edit_to_served(c, shipped, 11600 + i) for i in range(repeat)]
         rows.append(("conffile edit -> served on the new port", f"{statistics.median(edits):.3f} s",
-                     f"median of {args.repeat}, max {max(edits):.3f} s"))
+                     f"median of {repeat}, max {max(edits):.3f} s"))
         product.write_conffile(c, shipped, how="rename")
         until_answering(c, product.PORT)
         time.sleep(2)  # let the path unit's oneshot finish
         extra = package_processes(c)
         rows.append(("package processes beside the server", str(len(extra)), "; ".join(extra)[:60]))
+        rows.append(("systemd-analyze security exposure", exposure(c), ""))
+    return rows
 
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'figure':<{width}}  {'value':>10}  note")
-    print(f"{'-' * width}  {'-' * 10}  {'-' * 20}")
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>10}  {note}")
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--suites", default="trixie bookworm", help="Debian releases, in columns")
+    args = ap.parse_args()
+    missing = harness.prerequisites()
+    if missing:
+        sys.exit("needs " + ", ".join(missing))
+    debs = product.Debs(Path(tempfile.mkdtemp(prefix="hos-bench-")))
+    suites = args.suites.split()
+    results = {suite: measure(suite, debs, args.repeat) for suite in suites}
+    names = [name for name, _, _ in results[suites[0]]]
+    width = max(len(n) for n in names)
+    print(f"\n{'figure':<{width}}  " + "  ".join(f"{s:>10}" for s in suites) + "  note")
+    print(f"{'-' * width}  " + "  ".join("-" * 10 for _ in suites) + "  " + "-" * 20)
+    for i, name in enumerate(names):
+        values = "  ".join(f"{results[s][i][1]:>10}" for s in suites)
+        print(f"{name:<{width}}  {values}  {results[suites[0]][i][2]}")
 
 
 if __name__ == "__main__":
