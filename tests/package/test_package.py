@@ -6,6 +6,7 @@ installs missing build dependencies itself). See conftest.py for HOS_DEB.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -172,6 +173,24 @@ def test_the_built_maintainer_scripts_pass_shellcheck(control_dir):
     # shellcheck is not given; everything else must be clean.
     result = run(["shellcheck", "--shell=sh", "--exclude=SC1091", *files], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_autopkgtest_scripts_pass_shellcheck():
+    need("shellcheck")
+    scripts = sorted(p for p in (DEBIAN / "tests").iterdir() if p.name != "control")
+    assert scripts, "no autopkgtest scripts in debian/tests"
+    result = run(["shellcheck", *map(str, scripts)], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_autopkgtest_named_in_the_control_file_exists_and_is_executable():
+    control = (DEBIAN / "tests" / "control").read_text()
+    names = [name for line in control.splitlines() if line.startswith("Tests:")
+             for name in line.split(":", 1)[1].replace(",", " ").split()]
+    assert names
+    for name in names:
+        path = DEBIAN / "tests" / name
+        assert path.is_file() and os.access(path, os.X_OK), path
 
 
 def test_tools_build_deb_passes_shellcheck():
