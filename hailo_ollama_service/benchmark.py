@@ -69,10 +69,16 @@ def one_run(url: str, model: str, timeout: float = 300.0,
     except ValueError:
         raise BenchError("the server sent something that is not NDJSON") from None
     wall = clock() - start
+    first_token = first if first is not None else wall
     count, duration = final.get("eval_count"), final.get("eval_duration")
     if isinstance(count, int) and isinstance(duration, int) and duration > 0:
-        return Run(first if first is not None else wall, count / (duration / 1e9), True)
-    return Run(first if first is not None else wall, chunks / wall if wall > 0 else 0.0, False)
+        return Run(first_token, count / (duration / 1e9), True)
+    # Upstream (5.1.1, 5.3) sends eval_count but never eval_duration: its
+    # tokens over the time from the first token to the last.
+    generating = wall - first_token
+    if isinstance(count, int) and count > 1 and generating > 0:
+        return Run(first_token, (count - 1) / generating, True)
+    return Run(first_token, chunks / wall if wall > 0 else 0.0, False)
 
 
 def unload(url: str, model: str) -> None:
@@ -115,7 +121,7 @@ def bench(values: dict[str, Value], model: str, runs: int, temperature: Callable
         results.append(result)
         out(f"run {i + 1}/{runs}: first token {result.first_token:.2f} s, {result.tokens_per_second:.1f} tokens/s")
     after = temperature()
-    source = "eval_count/eval_duration" if all(r.from_server for r in results) else "wall clock"
+    source = "the server's eval_count" if all(r.from_server for r in results) else "wall clock"
     out(f"model:               {chosen}")
     out(f"runs:                {runs}")
     out(f"first token, cold:   {results[0].first_token:.2f} s (the model loaded first)")

@@ -6,9 +6,13 @@ reported without asking the server. The model name is checked against the
 server's list, so a typo gets the list of names instead of a cryptic error.
 A model whose blob is already present (listed by /api/tags) needs no library:
 upstream checks the blob's sha256 and skips the download, so that pull works
-offline and is not refused. It is asked without streaming: for a present blob
-the real 5.1.1 server sends its streaming answer's only chunk without the
-chunk's end and drops the connection, which no HTTP client can read.
+offline and is not refused; it is asked without streaming.
+
+The real 5.1.1 server ends every streaming pull without the last chunk's end
+and drops the connection, so its last line ("success") never reaches an HTTP
+client. When the stream breaks after progress and the blob is then present,
+the verdict comes from a non-streaming pull: upstream checks the blob's sha256
+again and answers success or an error with a proper length.
 """
 
 from __future__ import annotations
@@ -149,7 +153,7 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
     if problem:
         raise PullError(f"the model library is unreachable ({problem}); check the network or "
                         "library.host in /etc/hailo/hailo-ollama.yaml")
-    success = False
+    success, seen = False, False
     try:
         with session.post(f"{url}/api/pull", json={"model": model, "stream": True}, stream=True,
                            timeout=(connect_timeout, 300)) as reply:
@@ -167,8 +171,12 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
                 if "error" in event:
                     raise PullError(f"pull of {model} failed: {event['error']}")
                 progress.update(event)
+                seen = True
                 success = success or event.get("status") == "success"
     except requests.RequestException as err:
+        if seen and not success and model in _present(session, url, connect_timeout):
+            _verify_present(session, url, model, progress)  # the stream's end was cut (5.1.1)
+            return
         raise PullError(f"the connection to {url} broke during the pull ({type(err).__name__}); "
                         "the server may have stopped: journalctl -u hailo-ollama.service -n 50") from None
     if not success:
