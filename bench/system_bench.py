@@ -2,6 +2,10 @@
 """Figures of hailo-ollama-service in booted containers of each release (root).
 
     sudo /usr/bin/python3 bench/system_bench.py [--repeat N] [--suites "trixie bookworm"]
+                                                [--upstream standin|real]
+
+--upstream real measures with Hailo's real 5.1.1 server built for x86-64
+(tests/realserver/, from ../shared/peer) instead of the Python stand-in.
 
 Prints a small table, one column per Debian release:
   - wall time of `apt install ./hailo-ollama-service_*.deb` with its
@@ -120,13 +124,17 @@ def exposure(c) -> str:
     return "?"
 
 
-def measure(suite: str, debs: "product.Debs", repeat: int) -> "list[tuple[str, str, str]]":
-    """The figures of one release: (name, value, note) rows."""
+def measure(suite: str, debs: "product.Debs", repeat: int, upstream: str = "standin"
+            ) -> "list[tuple[str, str, str]]":
+    """The figures of one release with UPSTREAM (standin or real): (name, value, note) rows."""
     harness.set_suite(suite)
     rows = []
     with harness.Container("bench") as c:
         c.boot()
-        product.install_standin(c, debs)
+        if upstream == "real":
+            product.apt_install(c, debs.real_server, check=True)
+        else:
+            product.install_standin(c, debs)
         # make the first install's dependencies and caches warm, then measure a fresh install
         r = product.apt_install(c, debs.hos)
         if r.rc != 0:
@@ -145,7 +153,8 @@ def measure(suite: str, debs: "product.Debs", repeat: int) -> "list[tuple[str, s
         until_answering(c, product.PORT)
         u, h = statistics.median(units), statistics.median(hands)
         rows.append(("systemctl start -> API answering", f"{u:.3f} s", f"median of {repeat}"))
-        rows.append(("server started by hand -> API answering", f"{h:.3f} s", f"median of {repeat}"))
+        rows.append((f"{upstream} server started by hand -> API answering", f"{h:.3f} s",
+                     f"median of {repeat}"))
         rows.append(("unit overhead (ratio)", f"{u / h:.2f} x", ""))
 
         shipped = c.read_file(product.CONFFILE)
@@ -165,13 +174,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--suites", default="trixie bookworm", help="Debian releases, in columns")
+    ap.add_argument("--upstream", choices=("standin", "real"), default="standin",
+                    help="the server: the Python stand-in, or Hailo's real 5.1.1 built for x86-64")
     args = ap.parse_args()
     missing = harness.prerequisites()
     if missing:
         sys.exit("needs " + ", ".join(missing))
     debs = product.Debs(Path(tempfile.mkdtemp(prefix="hos-bench-")))
     suites = args.suites.split()
-    results = {suite: measure(suite, debs, args.repeat) for suite in suites}
+    results = {suite: measure(suite, debs, args.repeat, args.upstream) for suite in suites}
     names = [name for name, _, _ in results[suites[0]]]
     width = max(len(n) for n in names)
     print(f"\n{'figure':<{width}}  " + "  ".join(f"{s:>10}" for s in suites) + "  note")
