@@ -101,10 +101,34 @@ def set_suite(name: str) -> None:
     SUITE = name
 
 
-def recipe(suite: "str | None" = None) -> dict:
-    """What the cached root of SUITE is built from (its hash names the cache)."""
+# Flavours of the root: the base root plus packages from the same archive,
+# for containers that play another machine of the LAN (containers have no
+# network, so what such a machine installs must already be in its root).
+# Each flavour is cached as root-SUITE-FLAVOUR-KEY beside the base root
+# (root-SUITE-KEY), KEY a hash of the flavour's whole recipe; the base
+# recipe does not change when a flavour is added.
+FLAVOURS = {
+    # the fleet's load balancer (test_98, bench/balancer_bench.py): HAProxy
+    # from the Debian archive, installed by the Ansible example's play
+    "balancer": ("haproxy",),
+}
+
+_KEY = r"[0-9a-f]{16}"
+
+
+def _flavour_packages(flavour: "str | None") -> tuple:
+    if flavour is None:
+        return ()
+    if flavour not in FLAVOURS or not re.fullmatch(r"[a-z][a-z0-9]*", flavour):
+        raise HarnessError(f"root flavour {flavour!r}: not one of {', '.join(sorted(FLAVOURS))}")
+    return tuple(FLAVOURS[flavour])
+
+
+def recipe(suite: "str | None" = None, flavour: "str | None" = None) -> dict:
+    """What the cached root of SUITE (and FLAVOUR, see FLAVOURS) is built
+    from (its hash names the cache)."""
     suite = suite or SUITE
-    return {
+    spec = {
         "format": 2,
         "suite": suite,
         "variant": "minbase",
@@ -116,6 +140,11 @@ def recipe(suite: "str | None" = None) -> dict:
         "include": sorted(PACKAGES),
         "customize": CUSTOMIZE,
     }
+    extra = _flavour_packages(flavour)
+    if flavour is not None:  # the base recipe (and so its key) stays as it was
+        spec["flavour"] = flavour
+        spec["include"] = sorted(set(PACKAGES) | set(extra))
+    return spec
 
 
 # Under CI a missing prerequisite is a failure, never a skip.
@@ -189,13 +218,23 @@ def prerequisites() -> "list[str]":
     return missing
 
 
-def recipe_key(suite: "str | None" = None) -> str:
-    return hashlib.sha256(json.dumps(recipe(suite), sort_keys=True).encode()).hexdigest()[:16]
+def recipe_key(suite: "str | None" = None, flavour: "str | None" = None) -> str:
+    return hashlib.sha256(json.dumps(recipe(suite, flavour), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cached_root_path(suite: "str | None" = None) -> Path:
+def cached_root_path(suite: "str | None" = None, flavour: "str | None" = None) -> Path:
+    """root-SUITE-KEY (the base root), or root-SUITE-FLAVOUR-KEY."""
     suite = suite or SUITE
-    return CACHE_DIR / f"root-{suite}-{recipe_key(suite)}"
+    middle = f"{flavour}-" if flavour else ""
+    return CACHE_DIR / f"root-{suite}-{middle}{recipe_key(suite, flavour)}"
+
+
+def _same_kind_roots(suite: str, flavour: "str | None") -> "list[Path]":
+    """Every cached root of SUITE of the same flavour (the base root: of no
+    flavour), whatever its key: the names other flavours use never match."""
+    middle = re.escape(f"{flavour}-") if flavour else ""
+    pattern = re.compile(rf"root-{re.escape(suite)}-{middle}{_KEY}")
+    return [p for p in CACHE_DIR.glob(f"root-{suite}-*") if pattern.fullmatch(p.name)]
 
 
 class _FileLock:
@@ -221,12 +260,15 @@ class _FileLock:
         os.close(self.fd)
 
 
-def ensure_root(timeout: float = 1800, suite: "str | None" = None) -> Path:
-    """Return the cached root of SUITE (or SUITE), building it first if the
-    recipe changed.  Raises HarnessError when mmdebstrap fails or times out."""
+def ensure_root(timeout: float = 1800, suite: "str | None" = None,
+                flavour: "str | None" = None) -> Path:
+    """Return the cached root of SUITE (default: the current one) or of its
+    FLAVOUR (a name in FLAVOURS: the base packages plus the flavour's),
+    building it first if the recipe changed.  Raises HarnessError when
+    mmdebstrap fails or times out, or for an unknown flavour."""
     suite = suite or SUITE
-    spec = recipe(suite)
-    final = cached_root_path(suite)
+    spec = recipe(suite, flavour)
+    final = cached_root_path(suite, flavour)
     if final.is_dir():
         return final
     with _FileLock(CACHE_DIR / ".build.lock", timeout=timeout):
@@ -259,8 +301,9 @@ def ensure_root(timeout: float = 1800, suite: "str | None" = None) -> Path:
         os.rename(target, final)
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"built {final} in {time.monotonic() - t0:.0f}s")
-        # roots of older recipes are of no further use
-        for old in CACHE_DIR.glob(f"root-{suite}-*"):
+        # roots of older recipes of the same flavour are of no further use
+        # (never the base root for a flavour, nor another flavour's)
+        for old in _same_kind_roots(suite, flavour):
             if old != final and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
         return final
