@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hailo_ollama_service import api, checks, nofollow, render, settings, stack
+from hailo_ollama_service import api, checks, nofollow, pull, render, settings, stack
 from hailo_ollama_service.paths import SERVICE_USER, UNIT, Paths
 
 JSON_VERSION = 1
@@ -65,6 +65,9 @@ class Host:
     run: Callable[[list[str]], tuple[int, str]] = run_command
     is_root: bool = field(default_factory=lambda: os.geteuid() == 0)
     api_timeout: float = 1.5
+    library_timeout: float = 2.5
+    # (host, port) -> None or the problem; default: pull.library_reachable
+    library_probe: Callable[[str, int], str | None] | None = None
 
     def file(self, path: str) -> Path:
         """Return the absolute system ``path`` below the root."""
@@ -314,6 +317,33 @@ def check_models(host: Host, listed: list[str], pulled: list[str], api_up: bool)
     return Check("models", "ok", f"{len(listed)} available, pulled: {', '.join(pulled)}")
 
 
+def check_library(host: Host, values: dict[str, Any] | None) -> Check:
+    """Does the model library the server pulls from answer HTTPS? Its
+    certificate is not checked, as upstream does not: a LAN library with a
+    self-signed certificate is fine, since the server checks every blob
+    against the manifest's sha256. Unreachable is a warning: models already
+    pulled keep working."""
+    if values is None:
+        return Check("library", "skip", "settings invalid; library unknown")
+    version = host.upstream_version()
+    name, port = pull.library_address(values, version)
+    library = pull.where(name, port)
+    probe = host.library_probe or (lambda h, p: pull.library_reachable(h, p, host.library_timeout))
+    problem = probe(name, port)
+    ignored = ""
+    if port != int(values["library.port"]):
+        ignored = f"; upstream {version} ignores library.port {values['library.port']}: the library must listen on 443"
+    if problem:
+        return Check("library", "warn", f"library {library}: {problem}{ignored}; pulls of new models fail, "
+                     "models already pulled keep working",
+                     "check the network, or library.host/library.port (hailo-ollama-service config; "
+                     "sudo dpkg-reconfigure hailo-ollama-service)")
+    return Check("library", "warn" if ignored else "ok",
+                 f"library {library} answers HTTPS (certificate not checked, as upstream: every blob is checked "
+                 f"against its manifest's sha256){ignored}",
+                 "set library.port to 443, or serve the library on 443" if ignored else "")
+
+
 def _manifests(paths: Paths) -> list[str]:
     """Regular ``manifest.json`` files below models/manifests, relative paths.
 
@@ -456,7 +486,8 @@ def diagnose(host: Host) -> list[Check]:
     api_check, listed, pulled = check_api(host, served)
     result = [check_binary(host), check_generation(host, values), check_device(host), check_firmware(host),
               check_stack(host), settings_check, check_diversion(host), check_port(host, served), check_unit(host),
-              api_check, check_models(host, listed, pulled, api_check.status == "ok"), check_disk(host),
+              api_check, check_models(host, listed, pulled, api_check.status == "ok"), check_library(host, served),
+              check_disk(host),
               check_memory(host, values), check_thermal(host)]
     if not host.is_root:
         result.append(Check("privileges", "skip", "not root: other users' processes (port holder) and "

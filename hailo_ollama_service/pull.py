@@ -10,15 +10,31 @@ offline and is not refused; it is asked without streaming.
 
 The real 5.1.1 server ends every streaming pull without the last chunk's end
 and drops the connection, so its last line ("success") never reaches an HTTP
-client. When the stream breaks after progress and the blob is then present,
-the verdict comes from a non-streaming pull: upstream checks the blob's sha256
-again and answers success or an error with a proper length.
+client. When the stream breaks after progress, the server still answers and
+the blob is then present, the verdict comes from a non-streaming pull:
+upstream checks the blob's sha256 again and answers success or an error with
+a proper length. When the server no longer answers, it died: upstream 5.1
+aborts on every failed download, a blob whose sha256 does not match the
+manifest included, and leaves that blob in place (renamed before the check).
+The pull then waits for systemd to restart the server and has the server
+delete the model's blob through the API, so a refused blob never stays.
+
+The model library is whatever ``library.host``/``library.port`` name (5.3
+and later take the host only, on port 443): Hailo's, or an HTTPS server on
+the LAN (README: "A model library on the LAN"). Like upstream, its TLS
+certificate is not verified (a self-signed one works): what protects a pull
+is the sha256 in the local manifest, checked by the server after the
+download. Every message names the library used.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import ssl
+import subprocess
+import threading
 import time
 from typing import IO, Any, Callable
 
@@ -83,15 +99,113 @@ class Progress:
             self.out.flush()
 
 
-def library_reachable(host: str, port: int, timeout: float = 5.0) -> str | None:
-    """Try a TCP connection to the model library; return None or the problem."""
+def upstream_version() -> str | None:
+    """The installed hailo-gen-ai-model-zoo version (dpkg), or None."""
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except socket.gaierror as err:
-        return f"cannot resolve {host}: {err.strerror}"
+        done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "hailo-gen-ai-model-zoo"],
+                              capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def library_address(values: dict[str, Value], version: str | None = None) -> tuple[str, int]:
+    """(host, port) of the model library the server pulls from: ``library.port``
+    reaches upstream 5.1 only; 5.3 and later take the host alone and use 443."""
+    host, port = str(values["library.host"]), int(values["library.port"])
+    numbers = tuple(int(x) for x in re.findall(r"\d+", (version or "").split("-")[0])[:2])
+    return (host, 443) if numbers >= (5, 3) else (host, port)
+
+
+def where(host: str, port: int) -> str:
+    """host:port, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[tuple]:
+    """getaddrinfo bounded in time (it has no timeout of its own); raises OSError."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as err:
+            result["error"] = err
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if "infos" in result:
+        return result["infos"]
+    err = result.get("error")
+    if isinstance(err, socket.gaierror):
+        raise OSError(f"cannot resolve {host}: {err.strerror}")
+    if err is not None:
+        raise OSError(f"cannot resolve {host}: {err}")
+    raise OSError(f"cannot resolve {host}: no answer within {timeout:g} s")
+
+
+def library_reachable(host: str, port: int, timeout: float = 5.0) -> str | None:
+    """Does the model library answer HTTPS? None, or the problem in a few words.
+
+    Resolves, connects and completes a TLS handshake, all within ``timeout``,
+    WITHOUT verifying the certificate, as upstream does (a LAN library with a
+    self-signed certificate for another name is fine: the server checks every
+    blob against the manifest's sha256). A library that is not HTTPS fails
+    upstream's download (5.1 aborts on a streaming pull), so it counts as
+    unreachable. Sends no request.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        infos = _resolve(host, port, timeout)
     except OSError as err:
-        return f"cannot connect to {host}:{port}: {err.strerror or err}"
+        return str(err)
+    problem = f"cannot connect to {where(host, port)}"
+    for family, kind, proto, _, address in infos:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return f"{problem}: no answer within {timeout:g} s"
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as err:
+            problem = f"cannot connect to {where(host, port)}: {err.strerror or err}"
+            continue
+        try:
+            sock.settimeout(left)
+            sock.connect(address)
+        except socket.timeout:
+            sock.close()
+            problem = f"cannot connect to {where(host, port)}: no answer within {timeout:g} s"
+            continue
+        except OSError as err:
+            sock.close()
+            problem = f"cannot connect to {where(host, port)}: {err.strerror or err}"
+            continue
+        return _tls_problem(sock, host, port, max(deadline - time.monotonic(), 0.1), timeout)
+    return problem
+
+
+def _tls_problem(sock: socket.socket, host: str, port: int, left: float, timeout: float) -> str | None:
+    """Complete a TLS handshake on a connected socket, certificate unchecked; None or the problem."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # as upstream: integrity comes from the manifest's sha256
+    try:
+        ip = True
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        except OSError:
+            ip = False
+        sock.settimeout(left)
+        with context.wrap_socket(sock, server_hostname=None if ip else host):
+            return None
+    except socket.timeout:
+        return f"{where(host, port)} accepts connections but completes no TLS handshake within {timeout:g} s"
+    except ssl.SSLError as err:
+        return f"{where(host, port)} does not answer HTTPS ({err.reason or err}); upstream pulls over HTTPS only"
+    except OSError as err:
+        return f"{where(host, port)} closed the connection during the TLS handshake ({err.strerror or err})"
+    finally:
+        sock.close()
 
 
 def _present(session: Any, url: str, timeout: float) -> set[str]:
@@ -106,33 +220,99 @@ def _present(session: Any, url: str, timeout: float) -> set[str]:
         return set()
 
 
-def _verify_present(session: Any, url: str, model: str, progress: Progress) -> None:
+HASH_FAILURES = ("bad hash", "hash verification failed")  # 5.1's text, 5.3's and 5.4's
+
+
+def _delete(session: Any, url: str, model: str, timeout: float) -> bool:
+    """Have the server delete the blob of ``model`` (it runs as the user that
+    owns the blob tree; nothing here writes there). True when it did."""
+    import requests
+
+    try:
+        return session.delete(f"{url}/api/delete", json={"model": model}, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _answers(session: Any, url: str, timeout: float) -> bool:
+    """Does /api/version answer right now?"""
+    import requests
+
+    try:
+        return session.get(f"{url}/api/version", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _verify_present(session: Any, url: str, model: str, progress: Progress, library: str) -> None:
     """Have the server check the present blob of ``model`` (a non-streaming
     pull: upstream hashes it and downloads nothing). Raises PullError when
-    the server does not answer success."""
+    the server does not answer success; a blob that failed the hash check
+    (upstream 5.1 leaves it in place) is deleted through the API."""
     import requests
 
     progress.update({"status": "verifying sha256 digest"})
     try:
         reply = session.post(f"{url}/api/pull", json={"model": model, "stream": False}, timeout=(5, 600))
-        answer = reply.json() if reply.status_code == 200 else {}
+        answer = reply.json() if reply.headers.get("Content-Type", "").startswith("application/json") else {}
+        text = reply.text
     except (requests.RequestException, ValueError):
-        answer = None
-    if not isinstance(answer, dict) or answer.get("status") != "success":
-        detail = answer.get("error") if isinstance(answer, dict) and answer.get("error") else "no success"
-        raise PullError(f"the server could not verify the present blob of {model} ({detail}); "
-                        "journalctl -u hailo-ollama.service -n 50")
-    progress.update(answer)
+        answer, text = None, ""
+    if isinstance(answer, dict) and answer.get("status") == "success":
+        progress.update(answer)
+        return
+    detail = (answer.get("error") if isinstance(answer, dict) and answer.get("error")
+              else _oatpp_error(text) or "no success")
+    if any(failure in str(detail) for failure in HASH_FAILURES):
+        deleted = _delete(session, url, model, 30)
+        raise PullError(f"the blob of {model} fails its sha256 check ({detail}) after a download from "
+                        f"library {library}: the library serves another file than the manifest names"
+                        f"{'; the server deleted it' if deleted else ''}")
+    raise PullError(f"the server could not verify the present blob of {model} ({detail}); "
+                    "journalctl -u hailo-ollama.service -n 50")
+
+
+def _oatpp_error(text: str) -> str:
+    """The first line of an oatpp error page's stack trace ("  - bad hash"), or ""."""
+    for line in text.splitlines():
+        if line.startswith("  - "):
+            return line[4:].strip()
+    return ""
+
+
+def _after_crash(session: Any, url: str, model: str, library: str, wait: float) -> PullError:
+    """The server died during a streaming pull (upstream 5.1 aborts on every
+    failed download). Wait for systemd to restart it, have it delete what
+    the failed download left as the model's blob, and say what happened."""
+    deadline = time.monotonic() + wait
+    while not _answers(session, url, 2):
+        if time.monotonic() >= deadline:
+            return PullError(f"the server stopped during the pull of {model} from library {library} and has "
+                             f"not answered again within {wait:g} s: systemctl status hailo-ollama.service; "
+                             "why: journalctl -u hailo-ollama.service -n 50")
+        time.sleep(0.5)
+    left = ""
+    if model in _present(session, url, 5):
+        left = ("; the server deleted the blob the failed download left" if _delete(session, url, model, 30)
+                else "; the blob the failed download left is still listed: delete the model "
+                     f"(curl -X DELETE {url}/api/delete -d '{{\"model\": \"{model}\"}}')")
+    return PullError(f"the pull of {model} from library {library} failed and the server restarted (upstream 5.1 "
+                     "stops when a download fails: a blob whose sha256 does not match the manifest, a library "
+                     f"that is not HTTPS, a full disk){left}; why: journalctl -u hailo-ollama.service -n 50")
 
 
 def pull(values: dict[str, Value], model: str, progress: Progress,
-         reachable: Callable[[str, int], str | None] = library_reachable,
-         connect_timeout: float = 5.0) -> None:
+         reachable: Callable[[str, int], str | None] | None = None,
+         connect_timeout: float = 5.0, version: Callable[[], str | None] = upstream_version,
+         restart_wait: float = 60.0) -> None:
     """Pull ``model`` through the configured server, reporting progress.
 
     Raises PullError for an API that is down, an unknown model, an
     unreachable library or a failed download; KeyboardInterrupt closes the
     connection (the server finishes or drops the download on its own).
+    ``reachable`` probes the library (default: library_reachable),
+    ``version`` tells the upstream version (which library port applies),
+    ``restart_wait`` bounds the wait for a server that died mid-pull.
     """
     import requests
 
@@ -146,13 +326,17 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
         listed = []
     if listed and model not in listed:
         raise PullError(f"unknown model {model!r}; available: {', '.join(sorted(listed))}")
+    host, port = library_address(values, version())
+    library = where(host, port)
     if model in _present(session, url, connect_timeout):
-        _verify_present(session, url, model, progress)
+        progress.update({"status": f"{model} is present: the server checks its sha256"})
+        _verify_present(session, url, model, progress, library)
         return
-    problem = reachable(str(values["library.host"]), int(values["library.port"]))
+    problem = (reachable or library_reachable)(host, port)
     if problem:
-        raise PullError(f"the model library is unreachable ({problem}); check the network or "
-                        "library.host in /etc/hailo/hailo-ollama.yaml")
+        raise PullError(f"the model library is unreachable: {library} ({problem}); check the network, or "
+                        "library.host/library.port: hailo-ollama-service config")
+    progress.update({"status": f"downloading {model} from library {library}"})
     success, seen = False, False
     try:
         with session.post(f"{url}/api/pull", json={"model": model, "stream": True}, stream=True,
@@ -169,15 +353,18 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
                 except ValueError:
                     continue
                 if "error" in event:
-                    raise PullError(f"pull of {model} failed: {event['error']}")
+                    raise PullError(f"the pull of {model} from library {library} failed: {event['error']}")
                 progress.update(event)
                 seen = True
                 success = success or event.get("status") == "success"
     except requests.RequestException as err:
+        if not _answers(session, url, 2):
+            raise _after_crash(session, url, model, library, restart_wait) from None
         if seen and not success and model in _present(session, url, connect_timeout):
-            _verify_present(session, url, model, progress)  # the stream's end was cut (5.1.1)
+            _verify_present(session, url, model, progress, library)  # the stream's end was cut (5.1.1)
             return
         raise PullError(f"the connection to {url} broke during the pull ({type(err).__name__}); "
-                        "the server may have stopped: journalctl -u hailo-ollama.service -n 50") from None
+                        "journalctl -u hailo-ollama.service -n 50") from None
     if not success:
-        raise PullError(f"the pull of {model} ended without success; journalctl -u hailo-ollama.service -n 50")
+        raise PullError(f"the pull of {model} from library {library} ended without success; "
+                        "journalctl -u hailo-ollama.service -n 50")

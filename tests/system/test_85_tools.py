@@ -113,17 +113,23 @@ def test_wait_ready_exits_0_on_the_running_service_and_1_when_it_is_stopped(inst
 
 def test_pull_prints_progress_lines_and_lands_the_blob(installed_system, shipped_conffile):
     c = installed_system
-    # No internet in the container: point the library probe at a reachable
-    # listener (the server's own port) so the stand-in's local library is used.
-    product.write_conffile(c, shipped_conffile + "\nlibrary:\n  host: 127.0.0.1\n  port: 11434\n")
-    product.settle(c)
-    assert product.wait_answering(c, timeout=60)
-    c.exec(["sh", "-c", f"rm -f {product.BLOB}/sha256_*"])
-    r = c.exec([CLI, "pull", "llama3.2:3b"], check=False, timeout=300)
-    assert r.rc == 0, r.output
-    lines = r.stdout.splitlines()
-    assert any("100.0%" in line for line in lines) and lines[-1] == "success"
-    assert "llama3.2:3b" in product.tag_names(c)
+    # No internet in the container: the stand-in package's HTTPS model
+    # library (self-signed) on loopback plays the library.
+    c.exec(["systemd-run", "--unit=standin-library", "hailo-ollama-standin-library", "--port", "8443"])
+    try:
+        assert product.wait_for(lambda: "LISTEN" in c.exec(["ss", "-ltn", "sport = :8443"], check=False).stdout, 30)
+        product.write_conffile(c, shipped_conffile + "\nlibrary:\n  host: 127.0.0.1\n  port: 8443\n")
+        product.settle(c)
+        assert product.wait_answering(c, timeout=60)
+        c.exec(["sh", "-c", f"rm -f {product.BLOB}/sha256_*"])
+        r = c.exec([CLI, "pull", "llama3.2:3b"], check=False, timeout=300)
+        assert r.rc == 0, r.output
+        lines = r.stdout.splitlines()
+        assert lines[0] == "downloading llama3.2:3b from library 127.0.0.1:8443"
+        assert any("100.0%" in line for line in lines) and lines[-1] == "success"
+        assert "llama3.2:3b" in product.tag_names(c)
+    finally:
+        c.systemctl("stop", "standin-library.service")
 
 
 def test_pull_of_an_unknown_model_or_with_the_library_unreachable_says_why(installed_system):

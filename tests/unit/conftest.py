@@ -46,3 +46,19 @@ def standin_with_device(tmp_path):
     server = Standin(tmp_path / "standin", device=True)
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _library_probes_stay_on_loopback(monkeypatch):
+    """The model library probe (pull, doctor) may reach loopback only: a test
+    whose settings name Hailo's library gets "cannot resolve" instead of a
+    DNS query and a TLS handshake over the internet."""
+    from hailo_ollama_service import pull
+
+    real = pull.library_reachable
+
+    def loopback_only(host, port, timeout=5.0):
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            return f"cannot resolve {host}: the unit tests reach no library but on loopback"
+        return real(host, port, timeout)
+    monkeypatch.setattr(pull, "library_reachable", loopback_only)

@@ -237,7 +237,7 @@ def test_a_full_run_with_the_api_down_is_fast_and_reports_every_check(paths):
     assert time.monotonic() - start < 5
     ids = [c.id for c in found]
     assert ids == ["binary", "generation", "device", "firmware", "stack", "settings", "diversion", "port", "unit",
-                   "api", "models", "disk", "memory", "thermal", "privileges"]
+                   "api", "models", "library", "disk", "memory", "thermal", "privileges"]
     assert by_id(found, "api").status == "fail"
 
 
@@ -274,3 +274,60 @@ def test_a_command_that_cannot_be_executed_is_reported_not_raised(tmp_path):
     script.chmod(0o644)  # not executable
     code, out = doctor.run_command([str(script)])
     assert code == 126 and "Permission denied" in out
+
+
+# ---------------------------------------------------------------- the model library
+def library_values(host: str, port: int) -> dict:
+    return dict(DEFAULTS, **{"library.host": host, "library.port": port})
+
+
+def test_library_accepts_a_lan_library_with_a_self_signed_certificate_and_names_it(paths):
+    import shutil
+    from unit_helpers import Library
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    library = Library()
+    try:
+        check = doctor.check_library(host_for(paths), library_values("localhost", library.port))
+    finally:
+        library.stop()
+    assert check.status == "ok", check
+    assert check.found.startswith(f"library localhost:{library.port} answers HTTPS (certificate not checked")
+
+
+def test_library_that_is_not_https_is_a_warning_naming_it(paths):
+    import shutil
+    from unit_helpers import Library
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    library = Library("--plain")
+    try:
+        check = doctor.check_library(host_for(paths), library_values("127.0.0.1", library.port))
+    finally:
+        library.stop()
+    assert check.status == "warn"
+    assert f"library 127.0.0.1:{library.port}: 127.0.0.1:{library.port} does not answer HTTPS" in check.found
+    assert "models already pulled keep working" in check.found and "dpkg-reconfigure" in check.fix
+
+
+def test_an_unreachable_library_is_a_warning_not_a_failure(paths):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    check = doctor.check_library(host_for(paths), library_values("127.0.0.1", free))
+    assert check.status == "warn" and f"library 127.0.0.1:{free}: cannot connect" in check.found
+
+
+def test_library_probes_port_443_for_upstream_5_3_and_says_library_port_is_ignored(paths):
+    asked = []
+    host = host_for(paths, {"dpkg-query -W": (0, "5.3.0")})
+    host.library_probe = lambda h, p: asked.append((h, p))
+    check = doctor.check_library(host, library_values("lib.lan", 8443))
+    assert asked == [("lib.lan", 443)]
+    assert check.status == "warn" and "library lib.lan:443 answers HTTPS" in check.found
+    assert "ignores library.port 8443: the library must listen on 443" in check.found
+    assert doctor.check_library(host, library_values("lib.lan", 443)).status == "ok"
+
+
+def test_library_is_skipped_with_invalid_settings(paths):
+    assert doctor.check_library(host_for(paths), None).status == "skip"

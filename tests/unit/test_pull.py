@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import shutil
+import socket
+import threading
+import time
 
 import pytest
 
 from hailo_ollama_service import pull
 from hailo_ollama_service.pull import Progress, PullError
+from hailo_ollama_service.schema import DEFAULTS
 
 
 def reachable(_host, _port):
@@ -95,3 +102,142 @@ def test_an_interrupted_pull_leaves_the_server_healthy(standin):
     assert standin.alive()
     assert api.version("127.0.0.1", standin.port) == "0.5.1"
 
+
+
+# ---------------------------------------------------------------- a library on the LAN
+@pytest.fixture
+def lan_library():
+    """Start stand-in model libraries on loopback (HTTPS, self-signed for another name); stopped afterwards."""
+    from unit_helpers import Library
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (the stand-in library makes its certificate with it)")
+    started = []
+
+    def start(*args):
+        started.append(Library(*args))
+        return started[-1]
+    yield start
+    for one in started:
+        one.stop()
+
+
+@pytest.fixture
+def standin_at(tmp_path):
+    """Start a stand-in whose library is the given (host, port); stopped afterwards."""
+    from unit_helpers import Standin
+    started = []
+
+    def start(library, mode="5.1", env=None):
+        started.append(Standin(tmp_path / f"standin-{len(started)}", library=library, mode=mode, env=env))
+        return started[-1]
+    yield start
+    for one in started:
+        one.stop()
+
+
+def blobs(standin) -> list[str]:
+    blob = standin.data / "blob"
+    return sorted(p.name for p in blob.iterdir()) if blob.is_dir() else []
+
+
+def test_the_library_port_is_library_port_for_5_1_and_443_from_5_3_on():
+    values = dict(DEFAULTS, **{"library.host": "lib.lan", "library.port": 8443})
+    assert pull.library_address(values, None) == ("lib.lan", 8443)
+    assert pull.library_address(values, "5.1.1") == ("lib.lan", 8443)
+    assert pull.library_address(values, "5.3.0-1") == ("lib.lan", 443)
+    assert pull.library_address(values, "5.4.0") == ("lib.lan", 443)
+
+
+def test_the_probe_accepts_a_self_signed_certificate_for_another_name_as_upstream_does(lan_library):
+    library = lan_library()
+    assert pull.library_reachable("localhost", library.port, timeout=5) is None
+    assert pull.library_reachable("127.0.0.1", library.port, timeout=5) is None
+
+
+def test_the_probe_refuses_a_library_that_is_not_https(lan_library):
+    library = lan_library("--plain")
+    problem = pull.library_reachable("127.0.0.1", library.port, timeout=5)
+    assert problem and "does not answer HTTPS" in problem and f"127.0.0.1:{library.port}" in problem
+
+
+def test_the_probe_is_bounded_when_a_port_accepts_but_never_speaks_tls():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        start = time.monotonic()
+        problem = pull.library_reachable("127.0.0.1", silent.getsockname()[1], timeout=1)
+    assert time.monotonic() - start < 3
+    assert problem and "completes no TLS handshake within 1 s" in problem
+
+
+def test_a_pull_from_a_lan_library_lands_the_blob_and_names_the_library(lan_library, standin_at):
+    library = lan_library()
+    server = standin_at(("localhost", library.port))
+    values = dict(server.values(), **{"library.host": "localhost", "library.port": library.port})
+    out = io.StringIO()
+    pull.pull(values, "qwen2:1.5b", Progress(out, tty=False), version=lambda: "5.1.1")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"downloading qwen2:1.5b from library localhost:{library.port}"
+    assert lines[-2:] == ["verifying sha256 digest", "success"]
+    digest = manifest_digest("qwen2:1.5b")
+    assert blobs(server) == [f"sha256_{digest}"]
+    assert hashlib.sha256((server.data / "blob" / f"sha256_{digest}").read_bytes()).hexdigest() == digest
+
+
+def test_a_tampered_blob_that_stops_upstream_5_1_is_deleted_once_the_server_is_back(lan_library, standin_at):
+    library = lan_library("--tamper")
+    server = standin_at(("127.0.0.1", library.port))
+    values = dict(server.values(), **{"library.host": "127.0.0.1", "library.port": library.port})
+
+    def systemd():  # Restart=always: start the server again once it died
+        server.proc.wait(30)
+        server.stop()
+        server.start()
+    restarter = threading.Thread(target=systemd, daemon=True)
+    restarter.start()
+    with pytest.raises(PullError) as caught:
+        pull.pull(values, "qwen2:1.5b", Progress(io.StringIO(), False), version=lambda: "5.1.1", restart_wait=30)
+    restarter.join(30)
+    message = str(caught.value)
+    assert f"from library 127.0.0.1:{library.port} failed and the server restarted" in message
+    assert "sha256 does not match the manifest" in message and "the server deleted the blob" in message
+    assert blobs(server) == []  # neither the refused blob nor a .tmp
+    assert server.alive()
+
+
+def test_a_server_that_does_not_come_back_after_a_failed_pull_is_reported_in_bounded_time(lan_library, standin_at):
+    library = lan_library("--tamper")
+    server = standin_at(("127.0.0.1", library.port))
+    values = dict(server.values(), **{"library.host": "127.0.0.1", "library.port": library.port})
+    start = time.monotonic()
+    with pytest.raises(PullError, match="has not answered again within 1 s"):
+        pull.pull(values, "qwen2:1.5b", Progress(io.StringIO(), False), version=lambda: "5.1.1", restart_wait=1)
+    assert time.monotonic() - start < 20
+
+
+def test_5_3_reports_a_tampered_blob_from_its_error_line_and_leaves_nothing(lan_library, standin_at):
+    library = lan_library("--tamper")
+    server = standin_at(("unused", 1), mode="5.3", env={"HAILO_OLLAMA_LIBRARY_HOST": f"127.0.0.1:{library.port}"})
+    values = dict(server.values(), **{"library.host": "127.0.0.1", "library.port": library.port})
+    with pytest.raises(PullError, match=f"from library 127.0.0.1:{library.port} failed: "
+                                        "hash verification failed for downloaded blob"):
+        pull.pull(values, "qwen2:1.5b", Progress(io.StringIO(), False), version=lambda: "5.1.1")
+    assert blobs(server) == [] and server.alive()
+
+
+def test_a_present_blob_that_fails_its_check_against_a_tampered_library_is_deleted(lan_library, standin_at):
+    library = lan_library("--tamper")
+    server = standin_at(("127.0.0.1", library.port))
+    digest = manifest_digest("qwen2:1.5b")
+    (server.data / "blob").mkdir(exist_ok=True)
+    (server.data / "blob" / f"sha256_{digest}").write_bytes(b"corrupt")
+    values = dict(server.values(), **{"library.host": "127.0.0.1", "library.port": library.port})
+    with pytest.raises(PullError, match="fails its sha256 check .bad hash.*the server deleted it"):
+        pull.pull(values, "qwen2:1.5b", Progress(io.StringIO(), False), version=lambda: "5.1.1")
+    assert blobs(server) == [] and server.alive()
+
+
+def manifest_digest(name: str) -> str:
+    from unit_helpers import STANDIN_MANIFESTS
+    model, tag = name.split(":")
+    return json.loads((STANDIN_MANIFESTS / model / tag / "manifest.json").read_text())["hef_h10h"]

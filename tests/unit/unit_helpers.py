@@ -88,6 +88,34 @@ class FakeApi:
 
 STANDIN = Path(__file__).resolve().parents[1] / "standin" / "hailo-ollama"
 STANDIN_MANIFESTS = Path(__file__).resolve().parents[1] / "standin" / "manifests-5.1.1"
+STANDIN_LIBRARY = Path(__file__).resolve().parents[1] / "standin" / "hailo-ollama-library"
+
+
+class Library:
+    """The stand-in model library (tests/standin/hailo-ollama-library) on a
+    loopback port: HTTPS with a self-signed certificate issued for another
+    name, serving the stand-in's blobs (``args``: e.g. "--tamper", "--plain")."""
+
+    def __init__(self, *args: str) -> None:
+        import re
+        import subprocess
+
+        self.proc = subprocess.Popen([str(STANDIN_LIBRARY), "--port", "0", "--manifests", str(STANDIN_MANIFESTS),
+                                      *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        first = self.proc.stdout.readline() if self.proc.stdout else ""
+        match = re.match(r"listening on 127\.0\.0\.1:(\d+)", first)
+        if not match:
+            self.stop()
+            raise RuntimeError(f"the stand-in library did not start: {first}")
+        self.port = int(match.group(1))
+
+    def stop(self) -> None:
+        """Terminate it."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
 
 
 class Standin:
@@ -97,13 +125,11 @@ class Standin:
     starts the server and waits for its "Server running" line.
     """
 
-    def __init__(self, base: Path, device: bool = False) -> None:
+    def __init__(self, base: Path, device: bool = False, library: tuple[str, int] = ("dev-public.hailo.ai", 443),
+                 mode: str = "5.1", env: dict[str, str] | None = None) -> None:
         import json
         import shutil
         import socket
-        import subprocess
-        import sys
-        import time
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -113,7 +139,7 @@ class Standin:
         config.mkdir(parents=True)
         (config / "hailo-ollama.json").write_text(json.dumps({
             "server": {"host": "127.0.0.1", "port": self.port},
-            "library": {"host": "dev-public.hailo.ai", "port": 443}, "main_poll_time_ms": 50}))
+            "library": {"host": library[0], "port": library[1]}, "main_poll_time_ms": 50}))
         self.data = base / "data/hailo-ollama/models"
         shutil.copytree(STANDIN_MANIFESTS, self.data / "manifests")
         self.control = base / "control"
@@ -122,12 +148,21 @@ class Standin:
         self.dev.mkdir()
         if device:
             (self.dev / "hailo0").write_bytes(b"")
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(base), "XDG_CONFIG_HOME": str(base / "config"),
-               "XDG_DATA_HOME": str(base / "data"), "HAILO_STANDIN_MODE": "5.1",
-               "HAILO_STANDIN_CONTROL_DIR": str(self.control), "HAILO_STANDIN_DEV_DIR": str(self.dev),
-               "HAILO_STANDIN_PULL_CHUNK_DELAY": "0.001", "HAILO_STANDIN_LOAD_DELAY": "0",
-               "HAILO_STANDIN_VDEVICE_DELAY": "0", "HAILO_STANDIN_TOKEN_DELAY": "0.001"}
-        self.proc = subprocess.Popen([sys.executable, str(STANDIN)], env=env, cwd=base,
+        self.env = {"PATH": "/usr/bin:/bin", "HOME": str(base), "XDG_CONFIG_HOME": str(base / "config"),
+                    "XDG_DATA_HOME": str(base / "data"), "HAILO_STANDIN_MODE": mode,
+                    "HAILO_STANDIN_CONTROL_DIR": str(self.control), "HAILO_STANDIN_DEV_DIR": str(self.dev),
+                    "HAILO_STANDIN_PULL_CHUNK_DELAY": "0.001", "HAILO_STANDIN_LOAD_DELAY": "0",
+                    "HAILO_STANDIN_VDEVICE_DELAY": "0", "HAILO_STANDIN_TOKEN_DELAY": "0.001",
+                    **({"OLLAMA_HOST": f"127.0.0.1:{self.port}"} if mode != "5.1" else {}), **(env or {})}
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, on the same port and files) and wait until it listens."""
+        import subprocess
+        import sys
+        import time
+
+        self.proc = subprocess.Popen([sys.executable, str(STANDIN)], env=self.env, cwd=self.base,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
