@@ -260,6 +260,25 @@ class _FileLock:
         os.close(self.fd)
 
 
+def _mmdebstrap(spec: dict, target: Path, timeout: float, discard) -> None:
+    """Build TARGET (a directory or a tarball) from the recipe SPEC (suite,
+    variant, include, sources, optional customize hooks) with mmdebstrap.
+    On a failure or a timeout, DISCARD() removes what was half-built and
+    HarnessError is raised."""
+    cmd = ["mmdebstrap", "--mode=root", f"--variant={spec['variant']}",
+           "--include=" + ",".join(spec["include"])]
+    cmd += [f"--customize-hook={hook}" for hook in spec.get("customize", ())]
+    cmd += [spec["suite"], str(target), *spec["sources"]]
+    try:
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        discard()
+        raise HarnessError(f"mmdebstrap timed out after {timeout}s")
+    if cp.returncode != 0:
+        discard()
+        raise HarnessError(f"mmdebstrap failed ({cp.returncode}):\n{cp.stderr[-6000:]}")
+
+
 def ensure_root(timeout: float = 1800, suite: "str | None" = None,
                 flavour: "str | None" = None) -> Path:
     """Return the cached root of SUITE (default: the current one) or of its
@@ -282,21 +301,9 @@ def ensure_root(timeout: float = 1800, suite: "str | None" = None,
                 stale.unlink(missing_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=CACHE_DIR))
         target = tmp / "root"
-        cmd = ["mmdebstrap", "--mode=root", f"--variant={spec['variant']}",
-               "--include=" + ",".join(spec["include"])]
-        for hook in spec["customize"]:
-            cmd.append(f"--customize-hook={hook}")
-        cmd += [suite, str(target)] + spec["sources"]
         log(f"building {final} with mmdebstrap (first run only, a few minutes)")
         t0 = time.monotonic()
-        try:
-            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise HarnessError(f"mmdebstrap timed out after {timeout}s")
-        if cp.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise HarnessError(f"mmdebstrap failed ({cp.returncode}):\n{cp.stderr[-6000:]}")
+        _mmdebstrap(spec, target, timeout, lambda: shutil.rmtree(tmp, ignore_errors=True))
         (target / ".hos-recipe.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
         os.rename(target, final)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -331,18 +338,8 @@ def ensure_piuparts_tarball(timeout: float = 1800, suite: "str | None" = None) -
         if tgz.is_file():
             return tgz
         tmp = tgz.with_name(f".build-{tgz.name}.{os.getpid()}.tar.gz")
-        cmd = ["mmdebstrap", "--mode=root", f"--variant={spec['variant']}",
-               "--include=" + ",".join(spec["include"]),
-               suite, str(tmp), *spec["sources"]]
         log(f"building {tgz} with mmdebstrap")
-        try:
-            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            tmp.unlink(missing_ok=True)
-            raise HarnessError(f"mmdebstrap timed out after {timeout}s")
-        if cp.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise HarnessError(f"mmdebstrap failed ({cp.returncode}):\n{cp.stderr[-6000:]}")
+        _mmdebstrap(spec, tmp, timeout, lambda: tmp.unlink(missing_ok=True))
         os.rename(tmp, tgz)
         for old in CACHE_DIR.glob(f"piuparts-{suite}-*.tar.gz"):
             if old != tgz:
@@ -379,17 +376,8 @@ def ensure_tools_root(timeout: float = 1800, suite: "str | None" = None) -> Path
         if final.is_dir():
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{final.name}-", dir=CACHE_DIR))
-        cmd = ["mmdebstrap", "--mode=root", f"--variant={spec['variant']}",
-               "--include=" + ",".join(spec["include"]), suite, str(tmp / "root"), *spec["sources"]]
         log(f"building {final} with mmdebstrap")
-        try:
-            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise HarnessError(f"mmdebstrap timed out after {timeout}s")
-        if cp.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise HarnessError(f"mmdebstrap failed ({cp.returncode}):\n{cp.stderr[-6000:]}")
+        _mmdebstrap(spec, tmp / "root", timeout, lambda: shutil.rmtree(tmp, ignore_errors=True))
         os.rename(tmp / "root", final)
         shutil.rmtree(tmp, ignore_errors=True)
         for old in CACHE_DIR.glob(f"tools-{suite}-*"):
