@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+import fleet
 import harness
 import product
 
@@ -45,47 +45,15 @@ ANSIBLE_DIR = product.REPO / "examples/ansible"
 LIBRARY_PLAY = ANSIBLE_DIR / "library.yml"
 TEMPLATE = ANSIBLE_DIR / "templates/hailo-ollama-library.conf.j2"
 EXAMPLE = product.REPO / "examples/nginx/hailo-ollama-library.conf"
-VENV = harness.CACHE_DIR / "ansible-venv"  # the one test_86 builds
-ANSIBLE_CORE = "ansible-core>=2.15,<2.17"
 MODEL = "qwen2:1.5b"
 ACCESS_LOG = "/var/log/nginx/hailo-ollama-library.access.log"
 SITE = "/etc/nginx/sites-enabled/hailo-ollama-library.conf"
 
 
 # ------------------------------------------------------------------ helpers
-def ansible_playbook() -> Path:
-    binary = VENV / "bin/ansible-playbook"
-    if not binary.exists():
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True, timeout=300)
-        subprocess.run([str(VENV / "bin/pip"), "install", "-q", ANSIBLE_CORE], check=True, timeout=900)
-    return binary
-
-
 def play(inventory: Path, playbook: Path, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    work = inventory.parent
-    env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8", ANSIBLE_HOST_KEY_CHECKING="False",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(work / "ansible-local"),
-               ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_SSH_CONTROL_PATH_DIR=str(work / "cp"),
-               ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=30s")
-    return subprocess.run([str(ansible_playbook()), "-i", str(inventory), str(playbook), *extra],
-                          capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def close_ssh_masters(work: Path) -> None:
-    """End the SSH master connections Ansible left (a session keeps a container from powering off)."""
-    control = work / "cp"
-    for sock in (control.iterdir() if control.is_dir() else []):
-        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True,
-                       timeout=20, check=False)
-
-
-def recaps(done: subprocess.CompletedProcess) -> "dict[str, str]":
-    out = {}
-    for line in done.stdout.splitlines():
-        if " : ok=" in line:
-            host, _, counts = line.partition(" : ")
-            out[host.strip()] = " ".join(counts.split())
-    return out
+    """ansible-playbook (test_98's runner, in the cached venv test_86 builds)."""
+    return fleet.run_playbook(inventory, playbook, *extra, timeout=timeout)
 
 
 def manifest_digest(c, model: str = MODEL) -> str:
@@ -172,12 +140,6 @@ def attach(library: "harness.Container", pi: "harness.Container", k: int) -> str
     return address
 
 
-def ssh_access(c: "harness.Container", key: Path) -> None:
-    c.exec(["install", "-d", "-m", "0700", "/root/.ssh"])
-    c.write_file("/root/.ssh/authorized_keys", key.with_suffix(".pub").read_text(), mode=0o600)
-    c.exec(["systemctl", "start", "ssh.service"])
-
-
 @pytest.fixture(scope="module")
 def lan(base_root, debs, hos_deb, tmp_path_factory):
     """The library Pi (nginx in its root, a pulled model) and a Pi, linked,
@@ -197,10 +159,9 @@ def lan(base_root, debs, hos_deb, tmp_path_factory):
         pi.boot()
         a, b = make_lan(library)
         pi_address = attach(library, pi, 1)
-        key = work / "id_ed25519"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=60)
+        key = fleet.new_key(work)
         for c in made:
-            ssh_access(c, key)
+            fleet.ssh_access(c, key)
             product.install_standin(c, debs, "5.1.1")
             r = product.apt_install(c, hos_deb, timeout=600)
             assert r.rc == 0, r.output[-3000:]
@@ -215,7 +176,7 @@ def lan(base_root, debs, hos_deb, tmp_path_factory):
         yield Lan(library, pi, a, b, pi_address, inventory, work)
     finally:
         try:
-            close_ssh_masters(work)
+            fleet.close_ssh_masters(work)
         finally:
             for c in made:
                 c.destroy()
@@ -232,7 +193,7 @@ def test_the_example_nginx_site_is_the_play_s_template_with_its_defaults(tmp_pat
     (tmp_path / "render.yml").write_text(json.dumps(render))
     (tmp_path / "hosts").write_text("localhost\n")
     done = play(tmp_path / "hosts", tmp_path / "render.yml", "-e",
-                f"ansible_python_interpreter={VENV / 'bin/python3'}", timeout=300)
+                f"ansible_python_interpreter={fleet.ANSIBLE_VENV / 'bin/python3'}", timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert out.read_text() == EXAMPLE.read_text(), "examples/nginx/ is not the template's rendering: copy it"
 
@@ -240,7 +201,7 @@ def test_the_example_nginx_site_is_the_play_s_template_with_its_defaults(tmp_pat
 def test_the_play_sets_up_the_library_and_points_the_pi_at_it_then_changes_nothing(lan):
     first = play(lan.inventory, LIBRARY_PLAY)
     assert first.returncode == 0, first.stdout[-8000:] + first.stderr[-3000:]
-    assert all("failed=0" in r for r in recaps(first).values()), recaps(first)
+    assert all("failed=0" in r for r in fleet.recaps(first).values()), fleet.recaps(first)
     lib, pi = lan.library, lan.pi
     assert product.is_active(lib, "nginx.service") == "active"
     assert product.is_enabled(lib, "nginx.service") == "enabled"
@@ -256,7 +217,7 @@ def test_the_play_sets_up_the_library_and_points_the_pi_at_it_then_changes_nothi
 
     again = play(lan.inventory, LIBRARY_PLAY)
     assert again.returncode == 0, again.stdout[-6000:]
-    assert all("changed=0" in r and "failed=0" in r for r in recaps(again).values()), recaps(again)
+    assert all("changed=0" in r and "failed=0" in r for r in fleet.recaps(again).values()), fleet.recaps(again)
 
 
 def test_a_pi_pulls_the_library_pi_s_blob_over_https_and_checks_its_hash(lan):
@@ -378,7 +339,7 @@ def test_upstream_5_3_pulls_from_the_library_on_443_and_reports_a_tampered_blob_
 
 def test_switching_the_library_by_dpkg_reconfigure_and_by_the_conffile_pulls_from_the_new_one(
         lan, shipped_conffile):
-    lib, pi = lan.library, lan.pi
+    pi = lan.pi
     digest = manifest_digest(pi)
     try:
         # dpkg-reconfigure, with the answer preseeded: to address B, and A gone
