@@ -11,8 +11,9 @@ Prints a small table, one column per Debian release:
   - wall time of `apt install ./hailo-ollama-service_*.deb` with its
     dependencies (and the stand-in upstream) already present, no device;
   - `systemctl start hailo-ollama.service` until the API answers, against
-    starting the same server by hand with the same user and environment
-    (the ratio is the unit's overhead: ExecStartPre render, sandbox, wait);
+    the same unit with none of the package's steps (upstream's server as
+    ExecStart=, the sandbox kept) and against starting the server by hand
+    with the same user and environment; the runs are interleaved;
   - a conffile edit until the server answers on the new port;
   - the number of processes of the package left running beside the server
     (target 0);
@@ -39,6 +40,10 @@ import harness  # noqa: E402
 import product  # noqa: E402
 
 TIMEOUT = 60
+# What the package's own steps (root's render, serve's model step and
+# readiness watcher) may add to the server's start under the same sandbox;
+# see the README ("Figures") for why the goal is not against the bare start.
+STEPS_GOAL = 1.5
 
 
 def until_answering(c, port, timeout=TIMEOUT):
@@ -67,6 +72,21 @@ def unit_start(c):
     c.systemctl("start", product.UNIT, check=True, timeout=TIMEOUT)
     until_answering(c, product.PORT)
     return time.monotonic() - t0
+
+
+BARE_DROPIN = "/etc/systemd/system/hailo-ollama.service.d/zz-bench-sandbox-only.conf"
+
+
+def sandbox_only_starts(c, repeat):
+    """The same unit, sandbox and all, with none of the package's steps:
+    upstream's server as ExecStart= (Type=exec), no ExecStartPre=."""
+    c.write_file(BARE_DROPIN, "[Service]\nType=exec\nExecStartPre=\nExecStart=\nExecStart=/usr/bin/hailo-ollama\n")
+    c.systemctl("daemon-reload", check=True)
+    try:
+        return [unit_start(c) for _ in range(repeat)]
+    finally:
+        c.exec(["rm", "-f", BARE_DROPIN])
+        c.systemctl("daemon-reload", check=True)
 
 
 def hand_start(c, env_words):
@@ -147,15 +167,21 @@ def measure(suite: str, debs: "product.Debs", repeat: int, upstream: str = "stan
         until_answering(c, product.PORT)
 
         env = c.unit_property(product.UNIT, "Environment").split()
-        units = [unit_start(c) for _ in range(repeat)]
-        hands = [hand_start(c, env) for _ in range(repeat)]
+        # interleaved, so a busy spell of the machine hits all three alike
+        units, sandboxed, hands = [], [], []
+        for _ in range(repeat):
+            units.append(unit_start(c))
+            sandboxed.extend(sandbox_only_starts(c, 1))
+            hands.append(hand_start(c, env))
         c.systemctl("start", product.UNIT, check=True, timeout=TIMEOUT)
         until_answering(c, product.PORT)
-        u, h = statistics.median(units), statistics.median(hands)
+        u, s, h = statistics.median(units), statistics.median(sandboxed), statistics.median(hands)
         rows.append(("systemctl start -> API answering", f"{u:.3f} s", f"median of {repeat}"))
+        rows.append(("same unit without our steps (sandbox only)", f"{s:.3f} s", f"median of {repeat}"))
         rows.append((f"{upstream} server started by hand -> API answering", f"{h:.3f} s",
                      f"median of {repeat}"))
-        rows.append(("unit overhead (ratio)", f"{u / h:.2f} x", ""))
+        rows.append(("unit overhead: unit / by hand", f"{u / h:.2f} x", "systemd's sandbox included"))
+        rows.append(("package's steps: unit / sandbox only", f"{u / s:.2f} x", f"goal {STEPS_GOAL:g} x"))
 
         shipped = c.read_file(product.CONFFILE)
         edits = [edit_to_served(c, shipped, 11600 + i) for i in range(repeat)]

@@ -62,6 +62,12 @@ def cmd_sync_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The unit's main process; see serve.serve (returns only on failure)."""
+    from hailo_ollama_service import serve
+    return serve.serve(args.root or "/")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the effective settings, one file, or one KEY=VALUE."""
     from pathlib import Path
@@ -293,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "manifests of /usr/share/hailo-ollama/models/manifests there, as the service user "
                        "(root runs it as that user). Prints 'changed: PATH' per change or 'unchanged'.")
     p.set_defaults(func=cmd_sync_models)
+
+    p = sub.add_parser("serve", help="the unit's main process: sync-models, then exec hailo-ollama",
+                       description="What hailo-ollama.service runs as the service user: sync the model "
+                       "tree (as sync-models), then replace itself with /usr/bin/hailo-ollama, and tell "
+                       "systemd the service is ready once GET /api/version answers on that process's "
+                       "own socket. Refuses to run as root.")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check", help="validate the settings (like nginx -t)",
                        description="Validate the effective settings, or only FILE, or one KEY=VALUE.")

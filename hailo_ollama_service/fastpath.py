@@ -1,9 +1,9 @@
 """Fast answers for the commands that run at every start: no yaml, no argparse.
 
-``render`` runs at every service start and every settings edit, and
-``wait-ready`` after every start (and in operators' scripts), and the
-service user's ``sync-models`` at every start. When nothing that feeds the render has
-changed since the last successful one, ``render`` only has to say
+``render`` runs at every service start and every settings edit, the
+service user's ``serve`` (the unit's main process, see serve.py) at every
+start, and ``wait-ready`` in operators' scripts. When nothing that feeds
+the render has changed since the last successful one, ``render`` only has to say
 ``unchanged``; ``wait-ready`` only has to probe one address. Both are
 answered here, importing nothing but ``os`` and ``sys`` (and ``socket`` for
 the probe), so a Pi pays little more than the interpreter's own start.
@@ -206,9 +206,13 @@ def served_address(root: str) -> tuple[str, int] | None:
 
 
 def main(argv: list[str]) -> int | None:
-    """Answer ``render`` when unchanged, and ``wait-ready``; return the exit
-    status, or None to take the full command line (cli.main)."""
+    """Answer ``render`` when unchanged, ``wait-ready`` and ``serve``; return
+    the exit status, or None to take the full command line (cli.main)."""
     environ = dict(os.environ)
+    found_serve = _split_root(argv, environ)
+    if found_serve is not None and found_serve[1] == ["serve"]:
+        from hailo_ollama_service import serve
+        return serve.serve(found_serve[0])
     found = render_args(argv, environ)
     syncing = sync_args(argv, environ)
     if found is not None or syncing is not None:

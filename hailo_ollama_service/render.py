@@ -235,7 +235,7 @@ def apply(paths: Paths, keep_last_good: bool, try_restart: bool,
     With ``try_restart`` (postinst, the trigger, the path unit: a server may
     be running) the service user's step runs too, as that user, so new or
     dropped upstream manifests reach a running server; without it (the
-    unit's own ExecStartPre=+) the unit's unprivileged step follows anyway.
+    unit's own ExecStartPre=+) the unit's main process (serve) syncs anyway.
     Re-renders until the settings files stop changing underneath, so the
     last of a burst of edits is the one served (systemd merges path-unit
     triggers that arrive while this runs). Takes the Paths, the two flags, a

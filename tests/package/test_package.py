@@ -252,7 +252,8 @@ def test_the_units_pass_systemd_analyze_verify(unpacked, tmp_path):
 def test_the_server_unit_runs_upstream_as_the_service_user_with_the_seed_environment():
     found = directives(unit_text("hailo-ollama.service"))
     pairs = set(found)
-    for pair in [("Type", "exec"), ("ExecStart", "/usr/bin/hailo-ollama"),
+    for pair in [("Type", "exec"),
+                 ("ExecStart", "/usr/bin/hailo-ollama-service serve"),
                  ("ExecStartPre", "+/usr/bin/hailo-ollama-service render --keep-last-good"),
                  ("Restart", "always"), ("RestartSec", "5"),
                  ("User", "hailo-ollama"), ("Group", "hailo-ollama"), ("SupplementaryGroups", "hailo"),
@@ -266,10 +267,10 @@ def test_the_server_unit_runs_upstream_as_the_service_user_with_the_seed_environ
                  ("WorkingDirectory", "/var/lib/hailo-ollama"), ("WantedBy", "multi-user.target"),
                  ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("CapabilityBoundingSet", "")]:
         assert pair in pairs, pair
-    pre = [value for key, value in found if key == "ExecStartPre"]
-    # root's render first, then the model tree as the service user (no "+")
-    assert pre == ["+/usr/bin/hailo-ollama-service render --keep-last-good",
-                   "/usr/bin/hailo-ollama-service sync-models"]
+    # root's render, the only step outside the sandbox; the service user's
+    # model step runs in ExecStart= before it becomes the server (serve.py)
+    assert [value for key, value in found if key == "ExecStartPre"] == [
+        "+/usr/bin/hailo-ollama-service render --keep-last-good"]
     post = dict(found)["ExecStartPost"]
     timeout = float(re.search(r"--timeout (\d+)", post).group(1))
     assert post.startswith("/usr/bin/hailo-ollama-service wait-ready")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from unit_helpers import write
 
-from hailo_ollama_service import metrics
+from hailo_ollama_service import __version__, metrics
 from hailo_ollama_service.doctor import Host
 from hailo_ollama_service.fsutil import WriteError
 from hailo_ollama_service.nofollow import Unsafe
@@ -66,7 +66,8 @@ def test_a_live_server_is_up_with_its_models_and_nothing_loaded(paths, standin):
     assert found["hailo_ollama_models_available"] == 5 and found["hailo_ollama_models_downloaded"] == 0
     assert found["hailo_ollama_model_loaded_known"] == 1
     assert not any(k.startswith("hailo_ollama_model_loaded{") for k in found)
-    assert found['hailo_ollama_build_info{generation="5.1",upstream_version="5.1.1-1",version="1.2.0"}'] == 1
+    build = f'hailo_ollama_build_info{{generation="5.1",upstream_version="5.1.1-1",version="{__version__}"}}'
+    assert found[build] == 1
 
 
 def test_a_stopped_server_is_down_and_its_model_figures_are_left_out(paths):
