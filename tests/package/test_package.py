@@ -18,6 +18,7 @@ from package_helpers import PACKAGE, REPO, changelog_version, need, run
 DEBIAN = REPO / "debian"
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config")
 UNITS = ("hailo-ollama.service", "hailo-ollama-config.path", "hailo-ollama-config.service",
+         "hailo-ollama-config-recheck.service",
          "hailo-ollama-warmup.service", "hailo-ollama-metrics.service", "hailo-ollama-metrics.timer",
          "hailo-ollama-keepwarm.service", "hailo-ollama-keepwarm.timer")
 # Every argument dpkg (or debconf) passes to each script, per Debian policy.
@@ -287,7 +288,7 @@ def test_the_server_unit_keeps_the_hailo_device_reachable():
 
 
 def test_no_unit_gives_up_after_a_burst_of_starts():
-    for unit in ("hailo-ollama.service", "hailo-ollama-config.service"):
+    for unit in ("hailo-ollama.service", "hailo-ollama-config.service", "hailo-ollama-config-recheck.service"):
         assert ("StartLimitIntervalSec", "0") in directives(unit_text(unit)), unit
 
 
@@ -300,6 +301,12 @@ def test_the_path_unit_watches_the_conffile_and_the_layer_directory():
     assert ("Type", "oneshot") in oneshot
     assert ("ExecStart", "/usr/bin/hailo-ollama-service render --keep-last-good --try-restart") in oneshot
     assert not any(key == "WantedBy" for key, _ in oneshot)
+    # the second pass that catches an edit landing as the first one ends
+    assert ("OnSuccess", "hailo-ollama-config-recheck.service") in oneshot
+    recheck = directives(unit_text("hailo-ollama-config-recheck.service"))
+    assert ("Type", "oneshot") in recheck
+    assert ("ExecStart", "/usr/bin/hailo-ollama-service render --keep-last-good --try-restart") in recheck
+    assert not any(key in ("WantedBy", "OnSuccess") for key, _ in recheck)
 
 
 def test_neither_debhelper_nor_dpkg_reconfigure_restarts_the_server(control_dir):

@@ -123,6 +123,11 @@ def hos_previous_deb(debs):
 
 
 @pytest.fixture(scope="session")
+def hos_last_release_deb(debs):
+    return _need(lambda: debs.hos_last_release, "the last released hailo-ollama-service .deb")
+
+
+@pytest.fixture(scope="session")
 def standin_debs(debs):
     return _need(lambda: debs.standin_dir, "the stand-in .debs")
 

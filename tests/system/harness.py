@@ -798,7 +798,8 @@ class Container:
             (f"journalctl -u {unit} -n {lines}",
              ["journalctl", "--no-pager", "-u", unit, "-n", str(lines)]),
             ("systemctl status", ["systemctl", "status", "--no-pager", "-l", "--lines=20", unit,
-                                  "hailo-ollama-config.path", "hailo-ollama-config.service"]),
+                                  "hailo-ollama-config.path", "hailo-ollama-config.service",
+                                  "hailo-ollama-config-recheck.service"]),
             ("systemctl --failed", ["systemctl", "--failed", "--no-pager"]),
         ):
             try:

@@ -29,6 +29,7 @@ UPSTREAM = "hailo-gen-ai-model-zoo"
 UNIT = "hailo-ollama.service"
 PATH_UNIT = "hailo-ollama-config.path"
 CONFIG_UNIT = "hailo-ollama-config.service"
+RECHECK_UNIT = "hailo-ollama-config-recheck.service"
 CONFFILE = "/etc/hailo/hailo-ollama.yaml"
 LAYER_DIR = "/etc/hailo/hailo-ollama.d"
 DEBCONF_LAYER = f"{LAYER_DIR}/00-debconf.yaml"
@@ -139,12 +140,15 @@ class Debs:
     """The .deb files under test: from $HOS_DEB, $HOS_DEB_PREVIOUS and
     $HOS_STANDIN_DIR when set, else built on first use into WORKDIR.
 
-    The previous version is release 1.0.0 *as released*: the package built
+    The previous versions are releases *as released*: the package built
     from the commit that carries it (tag ``v1.0.0``), never the current tree
-    with another version number."""
+    with another version number. ``hos_previous`` is 1.0.0, the first
+    release (whose bookkeeping lay in the service user's tree);
+    ``hos_last_release`` is the release before this version."""
 
     PREVIOUS_VERSION = "1.0.0"
     PREVIOUS_TAG = "v1.0.0"
+    LAST_RELEASE = "1.2.0"
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
@@ -176,25 +180,33 @@ class Debs:
 
     @functools.cached_property
     def hos_previous(self) -> Path:
-        """Release 1.0.0 as released: `git archive` of its commit, built with
-        that tree's own tools/build-deb ($HOS_DEB_PREVIOUS overrides)."""
+        """Release 1.0.0 as released ($HOS_DEB_PREVIOUS overrides)."""
         if os.environ.get("HOS_DEB_PREVIOUS"):
             return Path(os.environ["HOS_DEB_PREVIOUS"]).resolve()
-        commit = release_commit(self.PREVIOUS_VERSION, self.PREVIOUS_TAG)
-        tree = self.workdir / f"previous-src-{commit[:12]}"
+        return self.release(self.PREVIOUS_VERSION, self.PREVIOUS_TAG)
+
+    @functools.cached_property
+    def hos_last_release(self) -> Path:
+        """The release before this version (LAST_RELEASE), as released."""
+        return self.release(self.LAST_RELEASE)
+
+    def release(self, version: str, tag: "str | None" = None) -> Path:
+        """Release VERSION as released: `git archive` of its commit (see
+        release_commit), built with that tree's own tools/build-deb."""
+        commit = release_commit(version, tag)
+        tree = self.workdir / f"release-src-{version}-{commit[:12]}"
         if tree.exists():
             shutil.rmtree(tree)
         tree.mkdir(parents=True)
         export_commit(commit, tree)
         if not (tree / "tools/build-deb").is_file():
-            raise ProductError(f"commit {commit} (release {self.PREVIOUS_VERSION}) has no tools/build-deb")
-        out = self.workdir / "previous"
+            raise ProductError(f"commit {commit} (release {version}) has no tools/build-deb")
+        out = self.workdir / f"release-{version}"
         deb = self._build([str(tree / "tools/build-deb"), "--outdir", str(out)], out,
                           f"{PACKAGE}_*_all.deb", cwd=tree)
-        version = deb_field(deb, "Version")
-        if version != self.PREVIOUS_VERSION:
-            raise ProductError(f"the package built from {commit} is version {version}, "
-                               f"not {self.PREVIOUS_VERSION}")
+        built = deb_field(deb, "Version")
+        if built != version:
+            raise ProductError(f"the package built from {commit} is version {built}, not {version}")
         return deb
 
     @functools.cached_property
@@ -308,9 +320,10 @@ def jobs(c) -> "list[str]":
 
 
 def settle(c, timeout: float = 90) -> bool:
-    """Wait until systemd has no queued job and the render oneshot is idle, so
+    """Wait until systemd has no queued job and the render oneshots are idle, so
     that the next step does not land in the middle of a (re)start."""
-    return bool(wait_for(lambda: not jobs(c) and is_active(c, CONFIG_UNIT) in ("inactive", "failed"),
+    return bool(wait_for(lambda: not jobs(c) and all(is_active(c, unit) in ("inactive", "failed")
+                                                     for unit in (CONFIG_UNIT, RECHECK_UNIT)),
                          timeout, interval=0.2))
 
 

@@ -102,6 +102,34 @@ def test_an_invalid_edit_keeps_the_last_good_config_served(installed_system, shi
     _served_on(c, good)
 
 
+SLOW_END = "/etc/systemd/system/hailo-ollama-config.service.d/90-hos-test-slow-end.conf"
+
+
+def test_an_edit_landing_as_the_render_oneshot_ends_is_still_served(installed_system, shipped_conffile):
+    """While hailo-ollama-config.service runs, the .path unit does not watch;
+    an edit after the render's last look at the settings can only be applied
+    by the second pass (OnSuccess= recheck). That window is milliseconds
+    long; a drop-in keeps the oneshot running 4 s after its render, so the
+    second edit lands in it every time. (Without the second pass the edit is
+    not served: checked by deleting OnSuccess= from the installed unit.)"""
+    c = installed_system
+    c.write_file(SLOW_END, "[Service]\nExecStartPost=/bin/sleep 4\n")
+    c.systemctl("daemon-reload", check=True)
+    try:
+        product.write_conffile(c, product.port_config(11541, shipped_conffile), how="rename")
+        assert product.wait_answering(c, 11541, timeout=APPLY_BOUND_S), c.diagnostics()
+        assert product.is_active(c, product.CONFIG_UNIT) == "activating"  # in its sleep
+        product.write_conffile(c, product.port_config(11542, shipped_conffile), how="rename")
+        assert product.wait_answering(c, 11542, timeout=APPLY_BOUND_S), c.diagnostics()
+        assert product.server_port(c) == 11542
+        journal = c.journal(unit=product.RECHECK_UNIT, lines=50)
+        assert "changed: /etc/xdg/hailo-ollama/hailo-ollama.json" in journal, journal
+    finally:
+        c.exec(["rm", "-f", SLOW_END])
+        c.systemctl("daemon-reload", check=True)
+        product.settle(c)
+
+
 def test_edits_landing_during_restarts_never_fail_a_start(installed_system, shipped_conffile):
     """Edits racing with (re)starts: the last edit is served soon, and no start
     fails on the way (ExecStartPost must wait for the port the server was

@@ -1,7 +1,11 @@
-"""Life cycle 11: upgrading hailo-ollama-service from the previous release, 1.0.0 as
-released (built from the commit tagged v1.0.0, see product.Debs.hos_previous).
+"""Life cycle 11: upgrading hailo-ollama-service from earlier releases, as
+released (each built from the commit tagged with its version, see
+product.Debs.release): the first, 1.0.0, and the last one before this
+version (Debs.LAST_RELEASE).
 
-test_71 upgrades from it with bookkeeping poisoned by the service user."""
+test_71 upgrades from 1.0.0 with bookkeeping poisoned by the service user."""
+
+import re
 
 import pytest
 
@@ -63,3 +67,42 @@ def test_an_upgrade_keeps_the_admins_conffile_edits_and_the_models(
     product.conffile_upgrade_check(c, hos_previous_deb, hos_deb, r.output)
     assert product.wait_answering(c, 11508, timeout=60), c.diagnostics()
     assert product.tag_names(c, port=11508) == tags
+
+
+def test_the_last_release_is_the_changelogs_entry_before_this_version():
+    versions = re.findall(r"^hailo-ollama-service \(([^)]+)\)", (product.REPO / "debian/changelog").read_text(),
+                          flags=re.M)
+    assert product.Debs.LAST_RELEASE == versions[1], versions[:2]
+
+
+def test_an_upgrade_from_the_last_release_while_serving_hands_the_model_step_to_serve(
+        container, debs, hos_last_release_deb, hos_deb, shipped_conffile, model):
+    """1.2.0 ran sync-models as an ExecStartPre= of its own; from 1.3.0 the
+    unit's main process does it and then becomes the server."""
+    c = container
+    tags = _install_previous(c, debs, hos_last_release_deb, model)
+    assert "sync-models" in c.unit_property(product.UNIT, "ExecStartPre")
+    blobs = _models(c)
+    since = c.now()
+    r = product.apt_install(c, hos_deb)
+    assert r.rc == 0, r.output
+    assert PROMPT not in r.output, r.output
+    assert product.dpkg_status(c) == f"install ok installed {debs.version}"
+    assert c.read_file(product.CONFFILE) == shipped_conffile
+    assert product.wait_answering(c, timeout=60), c.diagnostics()
+    assert product.is_active(c) == "active" and product.is_enabled(c) == "enabled"
+    # restarted into the new unit: one ExecStartPre= (root's render), and the
+    # main process, started as "serve", is upstream's server
+    pre = c.unit_property(product.UNIT, "ExecStartPre")
+    assert "render --keep-last-good" in pre and "sync-models" not in pre, pre
+    assert "hailo-ollama-service serve" in c.unit_property(product.UNIT, "ExecStart")
+    pid = product.main_pid(c)
+    assert c.read_file(f"/proc/{pid}/comm").strip() == "hailo-ollama"
+    assert c.exec(["ps", "-o", "user=", "-p", str(pid)]).stdout.strip() == "hailo-ollama"
+    assert product.tag_names(c) == tags and _models(c) == blobs
+    journal = c.journal(lines=400, since=since)
+    assert "Failed with result" not in journal, journal
+    # and it starts again as the new unit, models still in sync
+    c.systemctl("restart", product.UNIT, check=True, timeout=90)
+    assert product.wait_answering(c, timeout=60), c.diagnostics()
+    assert product.main_pid(c) != pid and product.tag_names(c) == tags

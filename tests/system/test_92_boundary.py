@@ -45,7 +45,8 @@ CANARY_FILES = ("file", "manifest.json", "mirror-state.json", "render-state.json
 MEMORY_BOUND = "3G"
 MEMORY_BOUND_KB = 3 * 1024 * 1024
 MEMORY_DROPINS = ("/etc/systemd/system/hailo-ollama.service.d/90-hos-test-memory.conf",
-                  "/etc/systemd/system/hailo-ollama-config.service.d/90-hos-test-memory.conf")
+                  "/etc/systemd/system/hailo-ollama-config.service.d/90-hos-test-memory.conf",
+                  "/etc/systemd/system/hailo-ollama-config-recheck.service.d/90-hos-test-memory.conf")
 
 # Bounds, in seconds. A start waits at most TimeoutStartSec=90 in systemd:
 # a step that hangs on a FIFO (root's or the service user's) runs past these.
@@ -303,7 +304,8 @@ def recover(c) -> None:
     of the package's processes inside the container (by pid), let dpkg finish."""
     try:
         c.exec(["systemctl", "cancel"], check=False, timeout=30)
-        c.exec(["systemctl", "kill", "--signal=KILL", product.UNIT, product.CONFIG_UNIT], check=False, timeout=30)
+        c.exec(["systemctl", "kill", "--signal=KILL", product.UNIT, product.CONFIG_UNIT, product.RECHECK_UNIT],
+               check=False, timeout=30)
         ps = c.exec(["ps", "-eo", "pid=,args="], check=False, timeout=30).stdout
         pids = [line.split()[0] for line in ps.splitlines()
                 if "hailo-ollama-service" in line and "ps -eo" not in line]
