@@ -302,9 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="the unit's main process: sync-models, then exec hailo-ollama",
                        description="What hailo-ollama.service runs as the service user: sync the model "
-                       "tree (as sync-models), then replace itself with /usr/bin/hailo-ollama, and tell "
-                       "systemd the service is ready once GET /api/version answers on that process's "
-                       "own socket. Refuses to run as root.")
+                       "tree (as sync-models), then replace itself with /usr/bin/hailo-ollama (same pid, "
+                       "so $MAINPID is the server). Refuses to run as root.")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check", help="validate the settings (like nginx -t)",

@@ -3,8 +3,8 @@
 ``render`` runs at every service start and every settings edit, the
 service user's ``serve`` (the unit's main process, see serve.py) at every
 start, and ``wait-ready`` in operators' scripts. When nothing that feeds
-the render has changed since the last successful one, ``render`` only has to say
-``unchanged``; ``wait-ready`` only has to probe one address. Both are
+the render has changed since the last successful one, ``render`` only has
+to say ``unchanged``; ``wait-ready`` only has to probe one address. Both are
 answered here, importing nothing but ``os`` and ``sys`` (and ``socket`` for
 the probe), so a Pi pays little more than the interpreter's own start.
 

@@ -5,8 +5,8 @@ manifests that the upstream package ships in /usr/share are copied into
 /var/lib/hailo-ollama/models/manifests. That tree belongs to the service
 user, which the package treats as hostile (it runs network-facing C++), so
 this work is done AS the service user: by the unit's main process
-(``serve``, before it becomes the server), or by root through ``sync_as_service_user`` (setpriv,
-bounded in time). Whatever the tree holds can then only hurt that user.
+(``serve``, before it becomes the server), or by root through
+``sync_as_service_user`` (setpriv, bounded in time). Whatever the tree holds can then only hurt that user.
 
 The record of what was mirrored (relative path -> sha256) lives in
 ``mirror-state.json`` beside ``models/``: upstream aborts on any stray file
