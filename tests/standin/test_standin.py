@@ -1284,41 +1284,27 @@ def test_a_library_that_accepts_connections_but_never_answers_tls_fails_the_pull
 
 
 # ---------------------------------------------------------------- a library on the LAN: HTTPS
-LIBRARY = HERE / "hailo-ollama-library"
 
 
-class Library:
-    """tests/standin/hailo-ollama-library on a loopback port: HTTPS with a self-signed certificate issued for
-    another name (hailo-ollama-standin-library.invalid); its request log collected."""
+def load_library_process() -> Any:
+    """tests/standin/library_process.py, the library launcher the unit tests share."""
+    spec = importlib.util.spec_from_file_location("standin_library_process", HERE / "library_process.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def __init__(self, *args: str, manifests: tuple[Path, ...] = (MANIFESTS, MANIFESTS_54)) -> None:
-        argv = [str(LIBRARY), "--port", "0", *args]
-        for directory in manifests:
-            argv += ["--manifests", str(directory)]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        first = self.proc.stdout.readline() if self.proc.stdout else ""
-        match = re.match(r"listening on 127\.0\.0\.1:(\d+)", first)
-        if not match:
-            self.stop()
-            raise AssertionError(f"the library did not start: {first}")
-        self.port = int(match.group(1))
-        self.lines: list[str] = []
-        threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")), daemon=True).start()
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+LIBRARY_PROCESS = load_library_process()
+Library = LIBRARY_PROCESS.LibraryProcess
 
 
 @pytest.fixture
 def library() -> Iterator[Callable[..., Library]]:
     started: list[Library] = []
 
-    def start(*args: str, **kwargs: Any) -> Library:
-        started.append(Library(*args, **kwargs))
+    def start(*args: str, manifests: tuple[Path, ...] = (MANIFESTS, MANIFESTS_54)) -> Library:
+        """The library for the blobs of MANIFESTS (the 5.1 and 5.4 ones by default)."""
+        started.append(Library(*args, manifests=manifests))
         return started[-1]
 
     yield start
@@ -1818,7 +1804,7 @@ def test_each_deb_ships_the_server_manifests_conffile_and_docs(debs: Path, versi
     assert server == STANDIN.read_bytes()
     library = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/bin/hailo-ollama-standin-library",
                              shell=True, check=True, capture_output=True).stdout
-    assert library == LIBRARY.read_bytes()
+    assert library == LIBRARY_PROCESS.PROGRAM.read_bytes()
 
 
 def test_build_debs_is_reproducible(debs: Path, tmp_path: Path) -> None:

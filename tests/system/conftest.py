@@ -123,6 +123,11 @@ def hos_previous_deb(debs):
 
 
 @pytest.fixture(scope="session")
+def real_server_deb(debs):
+    return _need(lambda: debs.real_server, "the real server's package")
+
+
+@pytest.fixture(scope="session")
 def hos_last_release_deb(debs):
     return _need(lambda: debs.hos_last_release, "the last released hailo-ollama-service .deb")
 

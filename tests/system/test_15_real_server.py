@@ -29,17 +29,13 @@ def _manifest(c) -> dict:
 
 
 @pytest.fixture(scope="module")
-def real(base_root, debs, hos_deb):
+def real(base_root, real_server_deb, hos_deb):
     """A container with the real server package, then ours, installed by apt."""
-    try:
-        real_deb = debs.real_server
-    except product.ProductError as e:
-        pytest.fail(f"cannot get the real server's package: {e}", pytrace=False)
     c = harness.Container("real-server", root=base_root)
     try:
         c.boot()
-        product.apt_install(c, real_deb, check=True)
-        c.real_deb = real_deb
+        product.apt_install(c, real_server_deb, check=True)
+        c.real_deb = real_server_deb
         c.install_result = product.apt_install(c, hos_deb, timeout=600)
         yield c
     finally:

@@ -337,6 +337,15 @@ def test_upstream_5_3_pulls_from_the_library_on_443_and_reports_a_tampered_blob_
         assert product.wait_answering(pi, timeout=60)
 
 
+def _pulls_from(pi, library: str, digest: str) -> None:
+    """With the model deleted, the CLI's pull names LIBRARY and leaves its blob."""
+    delete_model(pi)
+    r = cli_pull(pi)
+    assert r.rc == 0, r.output
+    assert r.stdout.splitlines()[0] == f"downloading {MODEL} from library {library}"
+    assert blob_names(pi) == [f"sha256_{digest}"]
+
+
 def test_switching_the_library_by_dpkg_reconfigure_and_by_the_conffile_pulls_from_the_new_one(
         lan, shipped_conffile):
     pi = lan.pi
@@ -349,11 +358,7 @@ def test_switching_the_library_by_dpkg_reconfigure_and_by_the_conffile_pulls_fro
         assert product.rendered_json(pi)["library"] == {"host": lan.b, "port": 443}
         assert product.wait_answering(pi, timeout=60)
         lan.address(lan.a, present=False)
-        delete_model(pi)
-        r = cli_pull(pi)
-        assert r.rc == 0, r.output
-        assert r.stdout.splitlines()[0] == f"downloading {MODEL} from library {lan.b}:443"
-        assert blob_names(pi) == [f"sha256_{digest}"]
+        _pulls_from(pi, f"{lan.b}:443", digest)
         lan.address(lan.a, present=True)
 
         # the conffile wins over debconf: a name for address A, and B gone
@@ -364,11 +369,7 @@ def test_switching_the_library_by_dpkg_reconfigure_and_by_the_conffile_pulls_fro
         config = json.loads(pi.exec(["hailo-ollama-service", "config", "--json"]).stdout)
         assert config["library.host"] == {"value": "library.lan", "source": product.CONFFILE}
         lan.address(lan.b, present=False)
-        delete_model(pi)
-        r = cli_pull(pi)
-        assert r.rc == 0, r.output
-        assert r.stdout.splitlines()[0] == f"downloading {MODEL} from library library.lan:443"
-        assert blob_names(pi) == [f"sha256_{digest}"]
+        _pulls_from(pi, "library.lan:443", digest)
     finally:
         lan.address(lan.a, present=True)
         lan.address(lan.b, present=True)
@@ -384,17 +385,13 @@ REAL_MODEL = "hos-lan-model:1b"  # a model the admin adds: its blob is the libra
 
 
 @pytest.fixture(scope="module")
-def real_pi(lan, base_root, debs, hos_deb):
+def real_pi(lan, base_root, real_server_deb, hos_deb):
     """A third Pi on the LAN with Hailo's real 5.1.1 server (x86-64 build) and our package."""
-    try:
-        real_deb = debs.real_server
-    except product.ProductError as e:
-        pytest.fail(f"cannot get the real server's package: {e}", pytrace=False)
     c = harness.Container("lan-real", root=base_root)
     try:
         c.boot()
         address = attach(lan.library, c, 2)
-        product.apt_install(c, real_deb, check=True)
+        product.apt_install(c, real_server_deb, check=True)
         r = product.apt_install(c, hos_deb, timeout=600)
         assert r.rc == 0, r.output[-3000:]
         yield c, address

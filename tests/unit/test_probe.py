@@ -14,6 +14,8 @@ import pytest
 
 from hailo_ollama_service import probe
 
+from unit_helpers import free_port
+
 
 @pytest.mark.parametrize("listen,client", [("0.0.0.0", "127.0.0.1"), ("::", "::1"),
                                            ("127.0.0.1", "127.0.0.1"), ("pi5.local", "pi5.local")])
@@ -52,12 +54,6 @@ def silent_port():
     sock.listen(16)
     yield sock.getsockname()[1]
     sock.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_wait_ready_returns_the_version_when_the_api_answers(server):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 
 from hailo_ollama_service import serve
 
-from unit_helpers import write
+from unit_helpers import free_port, write
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,12 +50,6 @@ os.geteuid = lambda: 1000
 from hailo_ollama_service import serve
 sys.exit(serve.serve(sys.argv[1]))
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -86,36 +86,29 @@ class FakeApi:
         self.httpd.server_close()
 
 
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 STANDIN = Path(__file__).resolve().parents[1] / "standin" / "hailo-ollama"
 STANDIN_MANIFESTS = Path(__file__).resolve().parents[1] / "standin" / "manifests-5.1.1"
-STANDIN_LIBRARY = Path(__file__).resolve().parents[1] / "standin" / "hailo-ollama-library"
 
 
-class Library:
-    """The stand-in model library (tests/standin/hailo-ollama-library) on a
-    loopback port: HTTPS with a self-signed certificate issued for another
-    name, serving the stand-in's blobs (``args``: e.g. "--tamper", "--plain")."""
+def Library(*args: str):  # noqa: N802 (constructs a LibraryProcess, as a class would)
+    """The stand-in model library (tests/standin/library_process.py) for the
+    stand-in's 5.1.1 blobs, started with ARGS (e.g. "--tamper", "--plain")."""
+    import importlib.util
 
-    def __init__(self, *args: str) -> None:
-        import re
-        import subprocess
-
-        self.proc = subprocess.Popen([str(STANDIN_LIBRARY), "--port", "0", "--manifests", str(STANDIN_MANIFESTS),
-                                      *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        first = self.proc.stdout.readline() if self.proc.stdout else ""
-        match = re.match(r"listening on 127\.0\.0\.1:(\d+)", first)
-        if not match:
-            self.stop()
-            raise RuntimeError(f"the stand-in library did not start: {first}")
-        self.port = int(match.group(1))
-
-    def stop(self) -> None:
-        """Terminate it."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+    spec = importlib.util.spec_from_file_location("standin_library_process",
+                                                  STANDIN.parent / "library_process.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LibraryProcess(*args, manifests=(STANDIN_MANIFESTS,))
 
 
 class Standin:
@@ -129,11 +122,8 @@ class Standin:
                  mode: str = "5.1", env: dict[str, str] | None = None) -> None:
         import json
         import shutil
-        import socket
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.base = base
         config = base / "config/hailo-ollama"
         config.mkdir(parents=True)
