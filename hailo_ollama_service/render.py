@@ -2,15 +2,18 @@
 
 Runs as root. Outputs: the upstream 5.1 JSON, the 5.3 environment file, a
 systemd drop-in with the resource limits, and root's own bookkeeping (the
-last good settings). Nothing here reads or writes the service user's tree:
-its layout and manifest mirror are that user's own step (state.py), which
-``apply`` runs as that user. Writes are atomic and skipped when unchanged;
+last good settings, and a digest of upstream's manifests). Nothing here
+reads or writes the service user's tree, or runs anything as that user: its
+layout and manifest mirror are the server's own start step (``serve``,
+inside the sandbox), so when upstream's manifests change, ``apply``
+restarts the server. Writes are atomic and skipped when unchanged;
 invalid settings write nothing, and every value is checked again right
 before it is written into a systemd file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -136,6 +139,15 @@ def _write_outputs(paths: Paths, values: dict[str, Value], result: Result) -> No
         result.keep_changed = remove_file(paths.keep_flag)
 
 
+def manifests_digest(paths: Paths) -> str:
+    """The sha256 of upstream's manifests (root-owned, below /usr/share):
+    every relative path and its content's hash, in order."""
+    digest = hashlib.sha256()
+    for rel, data in sorted(state.upstream_manifests(paths.upstream_manifests).items()):
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
 def _last_good(paths: Paths, book: dict) -> dict[str, Value] | None:
     """Root's record of the last good settings, else what root's rendered files say."""
     return bookkeeping.last_good(book) or bookkeeping.recover(paths)
@@ -170,6 +182,13 @@ def render(paths: Paths, keep_last_good: bool = False) -> Result:
         else:
             _write_outputs(paths, effective.values, result)
             book["last_good"] = effective.values
+        # The server mirrors upstream's manifests when it starts: a start
+        # after this render sees these; a running server needs a restart
+        # when they differ from those of the last render (apply).
+        manifests = manifests_digest(paths)
+        if book.get("manifests") != manifests:
+            book["manifests"] = manifests
+            result.changed.append(str(paths.upstream_manifests))
         bookkeeping.write(paths, book)
         last = book["last_good"]
         address = f"{line_value('server.host', last['server.host'])} {line_value('server.port', last['server.port'])}\n"
@@ -223,37 +242,27 @@ def systemctl(args: Sequence[str]) -> None:
     subprocess.run(["systemctl", *args], check=True)
 
 
-SyncRunner = Callable[[Paths], "tuple[list[str], list[str], str | None]"]
-
-
 def apply(paths: Paths, keep_last_good: bool, try_restart: bool,
           report: Callable[[str], None], run: Callable[[Sequence[str]], None] = systemctl,
-          max_rounds: int = 20, sync: SyncRunner = state.sync_as_service_user) -> Result:
-    """Render, and with ``try_restart`` also sync the models and restart the
-    server after a change.
+          max_rounds: int = 20) -> Result:
+    """Render, and with ``try_restart`` also restart the server after a change.
 
     With ``try_restart`` (postinst, the trigger, the path unit: a server may
-    be running) the service user's step runs too, as that user, so new or
-    dropped upstream manifests reach a running server; without it (the
-    unit's own ExecStartPre=+) the unit's main process (serve) syncs anyway.
+    be running) a change of root's outputs or of upstream's manifests
+    try-restarts the unit, whose start mirrors the manifests inside the
+    sandbox; root itself never touches the service user's tree. Without it
+    (the unit's own ExecStartPre=+) the start that follows does the same.
     Re-renders until the settings files stop changing underneath, so the
     last of a burst of edits is the one served (systemd merges path-unit
     triggers that arrive while this runs). Takes the Paths, the two flags, a
-    ``report`` callback for progress lines, a systemctl runner and the sync
-    runner. Returns the combined Result; raises ConfigError/WriteError like
-    ``render``.
+    ``report`` callback for progress lines and a systemctl runner. Returns
+    the combined Result; raises ConfigError/WriteError like ``render``.
     """
     total = Result()
     remove_file(paths.stamp)
-    synced = True
-    for round_ in range(max_rounds):
+    for _round in range(max_rounds):
         inputs = stamp_inputs(paths)  # also what tells that an edit came in meanwhile
         result = render(paths, keep_last_good)
-        if try_restart and round_ == 0:
-            changed, warnings, error = sync(paths)
-            synced = error is None
-            result.changed.extend(changed)
-            result.warnings.extend(warnings + ([error] if error else []))
         for line in result.changed:
             report(f"changed: {line}")
         total.changed.extend(result.changed)
@@ -277,7 +286,7 @@ def apply(paths: Paths, keep_last_good: bool, try_restart: bool,
                                       f"see: journalctl -u {UNIT} -n 50 --no-pager")
         if not try_restart or stamp_inputs(paths) == inputs:
             break
-    if total.error is None and synced:
+    if total.error is None:
         write_stamp(paths, "synced" if try_restart else "plain", inputs)
     return total
 

@@ -4,9 +4,9 @@ Upstream 5.1 reads manifests only from its one data directory, so the
 manifests that the upstream package ships in /usr/share are copied into
 /var/lib/hailo-ollama/models/manifests. That tree belongs to the service
 user, which the package treats as hostile (it runs network-facing C++), so
-this work is done AS the service user: by the unit's main process
-(``serve``, before it becomes the server), or by root through
-``sync_as_service_user`` (setpriv, bounded in time). Whatever the tree holds can then only hurt that user.
+this work is done AS the service user, inside the server's sandbox: by the
+unit's main process (``serve``, before it becomes the server), never by
+root. Whatever the tree holds can then only hurt that user.
 
 The record of what was mirrored (relative path -> sha256) lives in
 ``mirror-state.json`` beside ``models/``: upstream aborts on any stray file
@@ -19,27 +19,19 @@ import fcntl
 import hashlib
 import json
 import os
-import pwd
 import re
-import select
-import signal
-import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from hailo_ollama_service import fastpath, nofollow
+from hailo_ollama_service import fastpath, nofollow, untrusted
 from hailo_ollama_service.fsutil import WriteError
-from hailo_ollama_service.paths import SERVICE_USER, UNIT, Paths
+from hailo_ollama_service.paths import UNIT, Paths
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_LIMIT = 1 << 20
 RECORD_LIMIT = 4 << 20
 LOCK_WAIT = 30.0
-SYNC_TIMEOUT = 60.0
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 Changes = tuple[list[str], list[str]]
 
@@ -96,9 +88,9 @@ def _read_json(state_fd: int, name: str, where: Path) -> tuple[object, str | Non
     if data is None:
         return None, None
     try:
-        return json.loads(data), None
-    except ValueError:
-        return None, f"{where}/{name}: not valid JSON; starting a new record"
+        return untrusted.loads(data, RECORD_LIMIT), None
+    except ValueError as err:
+        return None, f"{where}/{name}: {err}; starting a new record"
 
 
 def read_record(paths: Paths, state_fd: int) -> tuple[dict[str, str], list[str], list[str]]:
@@ -276,94 +268,27 @@ def _write_stamp(paths: Paths, state_fd: int, inputs: list[str]) -> None:
         nofollow.write_at(state_fd, paths.sync_stamp.name, text.encode(), 0o644, paths.state_dir)
 
 
-def _clean(line: str) -> str:
-    return _CONTROL.sub("?", line)[:300]
+def sync_here(paths: Paths) -> tuple[list[str], list[str], str | None]:
+    """Run the service user's step in this process, which must not be root.
 
-
-def _bounded_run(argv: list[str], timeout: float) -> tuple[int | None, list[str]]:
-    """Run ``argv`` (an untrusted process); return (status or None on timeout,
-    its first output lines). Never waits past ``timeout``, whatever the
-    process or its children do with the pipe."""
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            cwd="/", start_new_session=True, close_fds=True)
-    assert proc.stdout is not None
-    out = bytearray()
-    deadline = time.monotonic() + timeout
-    fd = proc.stdout.fileno()
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            if len(out) < 65536:
-                out += chunk[:65536 - len(out)]
-        status = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        status = None
-    finally:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        proc.stdout.close()
-    lines = [_clean(line) for line in out.decode("utf-8", "replace").splitlines()[:200]]
-    return status, lines
-
-
-def sync_as_service_user(paths: Paths, user: str = SERVICE_USER,
-                         timeout: float = SYNC_TIMEOUT) -> tuple[list[str], list[str], str | None]:
-    """Run the service user's step from root, as that user, bounded in time.
-
-    Not root: run ``sync`` in this process. Root: ``setpriv`` to the service
-    user (no supplementary groups, no new privileges, a clean environment)
-    running ``hailo-ollama-service sync-models``; its output is untrusted
-    and only relayed, cleaned of control characters. Nothing to do when the
-    state dir does not exist yet (the unit's first start makes and syncs
-    it). Returns (changed paths, warnings, error or None).
+    Root never runs this step, nor anything else as the service user: a
+    process of that uid outside the server's sandbox could be taken over by
+    the server through /proc/PID/mem. Root restarts the unit instead, whose
+    main process (``serve``) runs this step inside the sandbox. Returns
+    (changed paths, warnings, error or None); as root only the error.
     """
-    if os.geteuid() != 0:
-        try:
-            changed, warnings = sync(paths)
-        except FileNotFoundError:
-            return [], [], f"{paths.state_dir}: no such directory (the first start of {UNIT} makes it)"
-        except (nofollow.Unsafe, WriteError) as err:
-            return [], [], str(err)
-        except OSError as err:
-            return [], [], f"{paths.state_dir}: {err.strerror or err}"
-        return changed, warnings, None
+    if os.geteuid() == 0:
+        return [], [], (f"sync-models runs as the service user only; as root run: systemctl restart {UNIT} "
+                        "(its start mirrors the manifests inside the sandbox)")
     try:
-        info = os.lstat(paths.state_dir)
-        entry = pwd.getpwnam(user)
+        changed, warnings = sync(paths)
     except FileNotFoundError:
-        return [], [], None
-    except KeyError:
-        return [], [f"user {user} does not exist; models not synced"], None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != entry.pw_uid:
-        return [], [], f"{paths.state_dir}: not a directory owned by {user}; models not synced"
-    argv = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
-            "--no-new-privs", "--reset-env", sys.executable, "-I", "-m", "hailo_ollama_service",
-            "--root", str(paths.root), "sync-models"]
-    try:
-        status, lines = _bounded_run(argv, timeout)
+        return [], [], f"{paths.state_dir}: no such directory (the first start of {UNIT} makes it)"
+    except (nofollow.Unsafe, WriteError) as err:
+        return [], [], str(err)
     except OSError as err:
-        return [], [], f"cannot run setpriv: {err.strerror or err}"
-    changed = [line[len("changed: "):] for line in lines if line.startswith("changed: ")]
-    prefix = "hailo-ollama-service: warning: "
-    warnings = [line[len(prefix):] for line in lines if line.startswith(prefix)]
-    if status is None:
-        return changed, warnings, f"sync-models as {user} did not finish within {timeout:g} s; stopped it"
-    if status != 0:
-        last = next((line for line in reversed(lines) if line.strip()), f"exit status {status}")
-        return changed, warnings, f"sync-models as {user} failed: {last.removeprefix('hailo-ollama-service: ')}"
+        return [], [], f"{paths.state_dir}: {err.strerror or err}"
     return changed, warnings, None
 
 
-__all__ = ["WriteError", "sync", "sync_as_service_user", "mirror", "ensure_layout", "upstream_manifests"]
+__all__ = ["WriteError", "sync", "sync_here", "mirror", "ensure_layout", "upstream_manifests"]

@@ -10,6 +10,7 @@ import re
 import pytest
 
 import product
+import sandbox_watch
 
 pytestmark = pytest.mark.system
 
@@ -75,33 +76,43 @@ def test_the_last_release_is_the_changelogs_entry_before_this_version():
     assert product.Debs.LAST_RELEASE == versions[1], versions[:2]
 
 
-def test_an_upgrade_from_the_last_release_while_serving_hands_the_model_step_to_serve(
+def test_an_upgrade_from_the_last_release_while_serving_fails_closed_and_keeps_the_user_in_its_sandbox(
         container, debs, hos_last_release_deb, hos_deb, shipped_conffile, model):
-    """1.2.0 ran sync-models as an ExecStartPre= of its own; from 1.3.0 the
-    unit's main process does it and then becomes the server."""
+    """1.3.0 ran sync-models as hailo-ollama outside the sandbox (setpriv) from
+    root's render, and its unit left OLLAMA_HOST unset until the first
+    render. From 1.4.0 root never runs the service user's step (the server's
+    start does, in the sandbox) and the unit sets a loopback OLLAMA_HOST
+    that the rendered file overrides. The upgrade itself (preinst, postinst,
+    the restart) runs no process of that user outside the sandbox."""
     c = container
     tags = _install_previous(c, debs, hos_last_release_deb, model)
-    assert "sync-models" in c.unit_property(product.UNIT, "ExecStartPre")
+    assert "OLLAMA_HOST" not in c.unit_property(product.UNIT, "Environment")
     blobs = _models(c)
     since = c.now()
-    r = product.apt_install(c, hos_deb)
-    assert r.rc == 0, r.output
+    with sandbox_watch.Watch(c) as watch:
+        r = product.apt_install(c, hos_deb)
+        assert r.rc == 0, r.output
+        assert product.wait_answering(c, timeout=60), c.diagnostics()
+        assert product.settle(c)
+    assert not watch.violations(), watch.violations()
+    assert any(row["cgroup"] == product.UNIT for row in watch.seen), watch.result
     assert PROMPT not in r.output, r.output
     assert product.dpkg_status(c) == f"install ok installed {debs.version}"
     assert c.read_file(product.CONFFILE) == shipped_conffile
-    assert product.wait_answering(c, timeout=60), c.diagnostics()
     assert product.is_active(c) == "active" and product.is_enabled(c) == "enabled"
-    # restarted into the new unit: one ExecStartPre= (root's render), and the
-    # main process, started as "serve", is upstream's server
-    pre = c.unit_property(product.UNIT, "ExecStartPre")
-    assert "render --keep-last-good" in pre and "sync-models" not in pre, pre
+    assert "OLLAMA_HOST=127.0.0.1:11434" in c.unit_property(product.UNIT, "Environment")
     assert "hailo-ollama-service serve" in c.unit_property(product.UNIT, "ExecStart")
     pid = product.main_pid(c)
     assert c.read_file(f"/proc/{pid}/comm").strip() == "hailo-ollama"
     assert c.exec(["ps", "-o", "user=", "-p", str(pid)]).stdout.strip() == "hailo-ollama"
+    # the rendered environment wins over the unit's loopback default
+    assert "OLLAMA_HOST=0.0.0.0:11434" in c.read_file(f"/proc/{pid}/environ").replace("\0", "\n")
     assert product.tag_names(c) == tags and _models(c) == blobs
     journal = c.journal(lines=400, since=since)
     assert "Failed with result" not in journal, journal
+    # as root, sync-models is refused and names the restart that does it
+    r = c.exec(["hailo-ollama-service", "sync-models"], check=False)
+    assert r.rc == 1 and "systemctl restart hailo-ollama.service" in r.stderr, r.output
     # and it starts again as the new unit, models still in sync
     c.systemctl("restart", product.UNIT, check=True, timeout=90)
     assert product.wait_answering(c, timeout=60), c.diagnostics()

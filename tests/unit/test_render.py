@@ -13,7 +13,6 @@ from hailo_ollama_service import render
 from hailo_ollama_service.schema import DEFAULTS
 from hailo_ollama_service.settings import ConfigError
 
-NO_SYNC = lambda _paths: ([], [], None)  # noqa: E731
 UPSTREAM_5_1_KEYS = {"server": {"host", "port"}, "library": {"host", "port"}, "main_poll_time_ms": None}
 
 
@@ -129,16 +128,13 @@ def test_a_symlink_planted_at_an_output_is_refused_and_its_target_untouched(path
 
 def test_apply_restarts_only_when_an_output_changed(paths):
     calls = []
-    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append,
-                 sync=NO_SYNC)
+    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append)
     assert calls == [["daemon-reload"], ["try-restart", "hailo-ollama.service"]]
     calls.clear()
-    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append,
-                 sync=NO_SYNC)
+    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append)
     assert calls == []
     write(paths.conffile, "server:\n  port: 11600\n")
-    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append,
-                 sync=NO_SYNC)
+    render.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append)
     assert calls == [["try-restart", "hailo-ollama.service"]]
 
 
@@ -146,7 +142,7 @@ def test_apply_does_not_restart_for_an_invalid_edit(paths):
     render.render(paths)
     write(paths.conffile, "server:\n  port: 0\n")
     calls = []
-    result = render.apply(paths, True, True, report=lambda _l: None, run=calls.append, sync=NO_SYNC)
+    result = render.apply(paths, True, True, report=lambda _l: None, run=calls.append)
     assert result.error and calls == []
 
 
@@ -162,7 +158,7 @@ def test_apply_renders_again_when_the_conffile_changes_during_a_restart(paths):
             write(paths.conffile, f"server:\n  port: {port}\n")
 
     write(paths.conffile, "server:\n  port: 11500\n")
-    render.apply(paths, True, True, report=lambda _l: None, run=restart, sync=NO_SYNC)
+    render.apply(paths, True, True, report=lambda _l: None, run=restart)
     assert json.loads(paths.upstream_json.read_text())["server"]["port"] == 11502
     assert len(calls) == 3
 
@@ -248,28 +244,47 @@ def test_a_poisoned_last_good_record_is_not_written_into_the_environment(paths):
     assert "LD_PRELOAD" not in paths.env_file.read_text()
 
 
-def test_apply_with_try_restart_syncs_the_models_and_restarts_when_only_they_changed(paths):
-    render.render(paths)
-    calls, synced = [], []
-
-    def sync(p):
-        synced.append(p)
-        return [str(p.manifests_dir / "new/1b/manifest.json")], [], None
-    result = render.apply(paths, True, True, report=lambda _l: None, run=calls.append, sync=sync)
-    assert synced == [paths] and calls == [["try-restart", "hailo-ollama.service"]]
-    assert result.changed == [str(paths.manifests_dir / "new/1b/manifest.json")]
+def _ship(paths, rel: str, text: str) -> None:
+    target = paths.upstream_manifests / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
 
 
-def test_apply_reports_a_failed_model_sync_as_a_warning(paths):
-    result = render.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None,
-                          sync=lambda p: ([], [], "sync-models as hailo-ollama failed: boom"))
-    assert "sync-models as hailo-ollama failed: boom" in result.warnings
+def test_apply_restarts_the_server_when_only_upstreams_manifests_changed(paths):
+    render.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None)
+    _ship(paths, "new/1b/manifest.json", '{"hef_h10h": "x"}')
+    calls = []
+    result = render.apply(paths, True, True, report=lambda _l: None, run=calls.append)
+    assert calls == [["try-restart", "hailo-ollama.service"]]
+    assert result.changed == [str(paths.upstream_manifests)]
 
 
-def test_apply_without_try_restart_leaves_the_models_to_the_units_own_step(paths):
-    synced = []
-    render.apply(paths, True, False, report=lambda _l: None, sync=lambda p: synced.append(p) or ([], [], None))
-    assert synced == []
+def test_apply_restarts_nothing_when_upstreams_manifests_are_the_same_again(paths):
+    _ship(paths, "a/1b/manifest.json", "{}")
+    render.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None)
+    (paths.upstream_manifests / "a/1b/manifest.json").write_text("{}")  # rewritten, same content
+    calls = []
+    result = render.apply(paths, True, True, report=lambda _l: None, run=calls.append)
+    assert calls == [] and result.changed == []
+
+
+def test_apply_never_touches_the_service_users_tree_nor_starts_a_process(paths, monkeypatch):
+    import subprocess
+
+    from hailo_ollama_service import state
+    _ship(paths, "a/1b/manifest.json", "{}")
+    monkeypatch.setattr(state, "sync", lambda *a, **k: pytest.fail("root ran the service user's step"))
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail(f"root started {a}"))
+    render.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None)
+    assert not paths.state_dir.exists()
+
+
+def test_a_start_records_upstreams_manifests_so_a_later_edit_restarts_nothing_for_them(paths):
+    _ship(paths, "a/1b/manifest.json", "{}")
+    render.apply(paths, True, False, report=lambda _l: None)  # the unit's ExecStartPre=+
+    calls = []
+    render.apply(paths, True, True, report=lambda _l: None, run=calls.append)
+    assert calls == []
 
 
 def test_a_failing_systemctl_is_a_warning_not_a_crash(paths):
@@ -277,7 +292,7 @@ def test_a_failing_systemctl_is_a_warning_not_a_crash(paths):
 
     def failing(args):
         raise subprocess.CalledProcessError(1, ["systemctl", *args])
-    result = render.apply(paths, True, True, report=lambda _l: None, run=failing, sync=NO_SYNC)
+    result = render.apply(paths, True, True, report=lambda _l: None, run=failing)
     assert any("try-restart hailo-ollama.service failed" in w for w in result.warnings)
 
 
@@ -297,7 +312,7 @@ def test_keep_loaded_sets_the_timers_flag_and_starts_or_stops_the_timer_only_on_
     calls = []
 
     def apply():
-        render.apply(paths, True, True, report=lambda _l: None, run=calls.append, sync=NO_SYNC)
+        render.apply(paths, True, True, report=lambda _l: None, run=calls.append)
     apply()
     assert not paths.keep_flag.exists() and not [c for c in calls if "hailo-ollama-keepwarm.timer" in c]
     write(paths.conffile, "warmup:\n  model: qwen2:1.5b\n  keep_loaded: true\n")
@@ -317,3 +332,11 @@ def test_the_keep_loaded_flag_does_not_restart_the_server(paths):
     write(paths.conffile, "warmup:\n  model: qwen2:1.5b\n  keep_loaded: true\n")
     result = render.render(paths)
     assert result.keep_changed and not result.server_affected
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "127.0.0.1", "::1", "pi5.local", "192.168.1.20"])
+def test_every_rendered_ollama_host_passes_the_check_serve_makes_before_starting_the_server(host):
+    from hailo_ollama_service import serve
+    values = dict(DEFAULTS, **{"server.host": host, "server.port": 11500})
+    line = next(x for x in render.environment(values).decode().splitlines() if x.startswith("OLLAMA_HOST="))
+    assert serve.check_listen_address(line.split("=", 1)[1]) is None

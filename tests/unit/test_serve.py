@@ -61,8 +61,12 @@ def tree(tmp_path):
     return tmp_path
 
 
-def start(root: Path, **env: str) -> subprocess.Popen:
-    environ = dict(os.environ, PYTHONPATH=str(REPO), FAKE_RECORD=str(root / "record.json"), **env)
+def start(root: Path, **env: "str | None") -> subprocess.Popen:
+    environ = dict(os.environ, PYTHONPATH=str(REPO), FAKE_RECORD=str(root / "record.json"),
+                   OLLAMA_HOST="127.0.0.1:11434")
+    environ.update(env)
+    for name in [k for k, v in environ.items() if v is None]:
+        del environ[name]
     return subprocess.Popen([sys.executable, "-c", RUN_AS_SERVICE_USER, str(root)],
                             env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -128,3 +132,17 @@ def test_serve_refuses_to_run_as_root(tree, monkeypatch, capsys):
     assert capsys.readouterr().err == ("hailo-ollama-service: error: serve runs as the service user "
                                        "(hailo-ollama.service's ExecStart=), not as root\n")
     assert not (tree / "var/lib/hailo-ollama/models").exists()
+
+
+@pytest.mark.parametrize("value", [None, "", "http://127.0.0.1:11434", "127.0.0.1", "0.0.0.0:0", "[::1]",
+                                   "127.0.0.1:11434\n", "host name:1"])
+def test_serve_refuses_an_ollama_host_that_upstream_would_replace_with_0_0_0_0_8000(tree, value):
+    proc = start(tree, FAKE_PORT=str(free_port()), OLLAMA_HOST=value)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and not (tree / "record.json").exists()
+    assert err.count("\n") == 1 and "OLLAMA_HOST" in err and "0.0.0.0:8000" in err, err
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:11434", "0.0.0.0:11500", "[::]:11434", "[::1]:8080", "pi5.lan:11434"])
+def test_every_address_the_renderer_writes_passes_the_listen_check(value):
+    assert serve.check_listen_address(value) is None

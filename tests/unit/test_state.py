@@ -200,50 +200,31 @@ def test_not_as_root_the_step_runs_in_this_process(paths, monkeypatch):
     monkeypatch.setattr(state.os, "geteuid", lambda: 1000)
     shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
     paths.state_dir.mkdir(parents=True)
-    changed, warnings, error = state.sync_as_service_user(paths)
+    changed, warnings, error = state.sync_here(paths)
     assert error is None and str(paths.manifests_dir / "qwen2/1.5b/manifest.json") in changed
 
 
 def test_a_missing_state_directory_is_one_clear_error(paths, monkeypatch):
     monkeypatch.setattr(state.os, "geteuid", lambda: 1000)
-    _changed, _warnings, error = state.sync_as_service_user(paths)
+    _changed, _warnings, error = state.sync_here(paths)
     assert error == f"{paths.state_dir}: no such directory (the first start of hailo-ollama.service makes it)"
 
 
-def test_as_root_nothing_runs_before_the_state_directory_exists(paths, monkeypatch):
-    monkeypatch.setattr(state.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(state, "_bounded_run", lambda *a: pytest.fail("must not run"))
-    assert state.sync_as_service_user(paths, user="root") == ([], [], None)
-
-
-def test_as_root_a_state_directory_not_owned_by_the_service_user_is_refused(paths, monkeypatch):
+def test_as_root_the_step_is_refused_and_names_the_restart_that_runs_it_in_the_sandbox(paths, monkeypatch):
     paths.state_dir.mkdir(parents=True)
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
     monkeypatch.setattr(state.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(state, "_bounded_run", lambda *a: pytest.fail("must not run"))
-    _c, _w, error = state.sync_as_service_user(paths, user="nobody")
-    assert "not a directory owned by nobody" in error
+    monkeypatch.setattr(state, "sync", lambda *a, **k: pytest.fail("root ran the service user's step"))
+    changed, warnings, error = state.sync_here(paths)
+    assert (changed, warnings) == ([], [])
+    assert "systemctl restart hailo-ollama.service" in error
+    assert not paths.manifests_dir.exists()
 
 
-def test_as_root_the_step_runs_through_setpriv_as_the_user_without_groups_or_environment(paths, monkeypatch):
-    import pwd
+def test_a_deeply_nested_record_starts_a_new_record_instead_of_crashing(paths, monkeypatch):
+    monkeypatch.setattr(state.os, "geteuid", lambda: 1000)
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
     paths.state_dir.mkdir(parents=True)
-    me = pwd.getpwuid(os.stat(paths.state_dir).st_uid).pw_name
-    seen = []
-    monkeypatch.setattr(state.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(state, "_bounded_run", lambda argv, timeout: seen.append(argv) or (
-        0, ["changed: /x", "hailo-ollama-service: warning: w\x1b[2J"]))
-    changed, warnings, error = state.sync_as_service_user(paths, user=me)
-    argv = seen[0]
-    assert argv[0] == "setpriv" and "--clear-groups" in argv and "--no-new-privs" in argv and "--reset-env" in argv
-    assert argv[argv.index("--reset-env") + 1:argv.index("--reset-env") + 3] == [sys.executable, "-I"]
-    assert argv[-1] == "sync-models"
-    assert (changed, warnings, error) == (["/x"], ["w\x1b[2J"], None)
-
-
-def test_the_bounded_run_cleans_control_characters_and_stops_a_process_that_hangs():
-    status, lines = state._bounded_run([sys.executable, "-c", "print('a\\x1b[31mb', flush=True)"], 10)
-    assert status == 0 and lines == ["a?[31mb"]
-    import time
-    start = time.monotonic()
-    status, _ = state._bounded_run(["sh", "-c", "sleep 30 & sleep 30"], 0.5)
-    assert status is None and time.monotonic() - start < 10
+    paths.mirror_record.write_text('{"mirrored": ' + "[" * 100000 + "]" * 100000 + "}")
+    changed, warnings, error = state.sync_here(paths)
+    assert error is None and any("levels deep" in w for w in warnings)
