@@ -20,6 +20,12 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def _err(message: str) -> None:
+    """Print one line on stderr. A last guard: any character left non-printable
+    (what the server, /proc or a tool said is escaped where it is quoted) is
+    escaped here, so no message can move the cursor or split the line."""
+    if not message.isprintable():
+        from hailo_ollama_service.untrusted import shown
+        message = "".join(c if c.isprintable() else shown(c) for c in message)
     print(f"hailo-ollama-service: {message}", file=sys.stderr, flush=True)
 
 
@@ -45,11 +51,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_sync_models(args: argparse.Namespace) -> int:
     """The service user's step: models/{manifests,blob} and the manifest mirror.
 
-    As the service user (the unit's ExecStartPre=), or as root, which runs
-    it as the service user; see state.sync_as_service_user.
+    As the service user only (``serve`` runs it at every start, inside the
+    sandbox); refused as root, see state.sync_here.
     """
     from hailo_ollama_service import state
-    changed, warnings, error = state.sync_as_service_user(_paths(args))
+    changed, warnings, error = state.sync_here(_paths(args))
     for line in changed:
         print(f"changed: {line}", flush=True)
     for warning in warnings:
@@ -166,7 +172,8 @@ def cmd_postinst_report(args: argparse.Namespace) -> int:
         return EXIT_OK
     found = api.wait_ready(host, port, args.timeout)
     if found is not None:
-        print(f"hailo-ollama is running: {url} (API version {found})")
+        from hailo_ollama_service.untrusted import shown
+        print(f"hailo-ollama is running: {url} (API version {shown(found)})")
     else:
         _err(f"warning: hailo-ollama did not answer on {url} within {args.timeout:g} s; {hint}")
     return EXIT_OK
@@ -290,14 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-last-good", action="store_true",
                    help="on invalid settings, report the error and keep serving the previous output")
     p.add_argument("--try-restart", action="store_true",
-                   help="also run sync-models (as the service user) and restart hailo-ollama.service "
-                   "(if running) when anything changed")
+                   help="also restart hailo-ollama.service (if running) when anything changed, upstream's "
+                   "manifests included (the server's start mirrors them, inside its sandbox)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("sync-models", help="create /var/lib/hailo-ollama/models and mirror upstream's manifests",
                        description="Create models/{manifests,blob} in /var/lib/hailo-ollama and mirror the "
-                       "manifests of /usr/share/hailo-ollama/models/manifests there, as the service user "
-                       "(root runs it as that user). Prints 'changed: PATH' per change or 'unchanged'.")
+                       "manifests of /usr/share/hailo-ollama/models/manifests there. Runs as the service user "
+                       "only (the server's start runs it inside the sandbox); as root, restart "
+                       "hailo-ollama.service instead. Prints 'changed: PATH' per change or 'unchanged'.")
     p.set_defaults(func=cmd_sync_models)
 
     p = sub.add_parser("serve", help="the unit's main process: sync-models, then exec hailo-ollama",

@@ -14,34 +14,19 @@ import pwd
 import re
 import stat
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hailo_ollama_service import api, checks, nofollow, pull, render, settings, stack
+from hailo_ollama_service import api, checks, manifests, nofollow, pull, render, settings, stack
 from hailo_ollama_service.paths import SERVICE_USER, UNIT, Paths
+# Check, the reports and STATUSES/JSON_VERSION live in report.py; imported here for doctor's callers.
+from hailo_ollama_service.report import (JSON_VERSION, STATUSES, Check, StackCheck, failed, guarded,  # noqa: F401
+                                         report_json, report_text)
+from hailo_ollama_service.untrusted import shown
 
-JSON_VERSION = 1
 GIB = 1024 ** 3
 DEVICE_GROUP = "hailo"
-STATUSES = ("ok", "warn", "fail", "skip")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report."""
-
-    id: str
-    status: str
-    found: str
-    fix: str = ""
-
-
-@dataclass(frozen=True)
-class StackCheck(Check):
-    """The ``stack`` line, carrying the versions found for ``--json``'s "stack" object."""
-
-    versions: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def run_command(argv: list[str], timeout: float = 3.0) -> tuple[int, str]:
@@ -185,11 +170,11 @@ def check_firmware(host: Host) -> Check:
     arch = re.search(r"Device Architecture:\s*(\S+)", out)
     firmware = re.search(r"Firmware Version:\s*(.+)", out)
     if code != 0 or not arch:
-        last = out.splitlines()[-1] if out else f"exit status {code}"
+        last = shown(out.splitlines()[-1]) if out.strip() else f"exit status {code}"
         return Check("firmware", "fail", f"hailortcli fw-control identify failed: {last}",
                      "check the device is not held by another program, then reboot; "
                      "versions of driver, runtime and hailo-gen-ai-model-zoo must match")
-    found = f"{arch.group(1)}, firmware {firmware.group(1).strip() if firmware else 'unknown'}"
+    found = f"{shown(arch.group(1))}, firmware {shown(firmware.group(1).strip()) if firmware else 'unknown'}"
     if "HAILO10H" not in arch.group(1):
         return Check("firmware", "warn", found + " (hailo-ollama needs a Hailo-10H)", "use a Hailo-10H module")
     return Check("firmware", "ok", found)
@@ -235,22 +220,11 @@ def check_diversion(host: Host) -> Check:
 
 
 def check_port(host: Host, values: dict[str, Any] | None) -> Check:
-    """Is the port free or ours, and if not, who holds it?"""
+    """Does only our server listen on its port (IPv4 and IPv6), and if not, who
+    else does? (checks.port_verdict: decided by socket owner and cgroup)"""
     if values is None:
         return Check("port", "skip", "settings invalid; port unknown")
-    port = int(values["server.port"])
-    holder = checks.port_holder(port, host.paths.root)
-    if holder is None:
-        return Check("port", "warn", f"nothing listens on port {port}", f"sudo systemctl restart {UNIT}")
-    if holder.pid is None:
-        note = "" if host.is_root else " (run as root to see the program)"
-        return Check("port", "warn", f"port {port} is held by a process not visible{note}")
-    if holder.is_ours:
-        return Check("port", "ok", f"port {port} held by {holder.describe()}")
-    problem = checks.port_problem(port, host.paths.root)
-    if problem is None:  # released between the two looks
-        return Check("port", "warn", f"nothing listens on port {port}", f"sudo systemctl restart {UNIT}")
-    return Check("port", "fail", *problem)
+    return Check("port", *checks.port_verdict(int(values["server.port"]), host.paths.root, host.is_root))
 
 
 def unit_properties(host: Host) -> tuple[dict[str, str] | None, str]:
@@ -298,23 +272,24 @@ def check_api(host: Host, values: dict[str, Any] | None) -> tuple[Check, list[st
         listed = [m for m in (body or {}).get("models", []) if isinstance(m, str)] if status == 200 else []
         status, body = api.get_json(address, port, "/api/tags", host.api_timeout)
         pulled = [m.get("name", "") for m in (body or {}).get("models", []) if isinstance(m, dict)]
-    except (OSError, ValueError, AttributeError):
+    except Exception:  # the lists are best effort: a hostile or odd answer leaves them empty
         pass
-    return Check("api", "ok", f"{api.base_url(values)} answers, version {found}"), listed, pulled
+    return Check("api", "ok", f"{api.base_url(values)} answers, version {shown(found)}"), listed, pulled
 
 
 def check_models(host: Host, listed: list[str], pulled: list[str], api_up: bool) -> Check:
     """Are manifests visible to the server and blobs present?"""
     if not api_up:
-        count = len(_manifests(host.paths))
+        count = len(manifests.listed(host.paths))
         return Check("models", "skip", f"API down; {count} manifests in {host.paths.manifests_dir}")
     if not listed:
         return Check("models", "fail", "the server lists no models", "sudo hailo-ollama-service render "
                      "--try-restart (mirrors the manifests of /usr/share/hailo-ollama)")
     if not pulled:
         return Check("models", "warn", f"{len(listed)} models available, none pulled",
-                     f"hailo-ollama-service pull {listed[0]}")
-    return Check("models", "ok", f"{len(listed)} available, pulled: {', '.join(pulled)}")
+                     f"hailo-ollama-service pull {shown(listed[0])}")
+    return Check("models", "ok", f"{len(listed)} available, pulled: {', '.join(shown(m, 80) for m in pulled[:20])}"
+                 + (f" and {len(pulled) - 20} more" if len(pulled) > 20 else ""))
 
 
 def check_library(host: Host, values: dict[str, Any] | None) -> Check:
@@ -334,7 +309,7 @@ def check_library(host: Host, values: dict[str, Any] | None) -> Check:
     if port != int(values["library.port"]):
         ignored = f"; upstream {version} ignores library.port {values['library.port']}: the library must listen on 443"
     if problem:
-        return Check("library", "warn", f"library {library}: {problem}{ignored}; pulls of new models fail, "
+        return Check("library", "warn", f"library {library}: {shown(problem)}{ignored}; pulls of new models fail, "
                      "models already pulled keep working",
                      "check the network, or library.host/library.port (hailo-ollama-service config; "
                      "sudo dpkg-reconfigure hailo-ollama-service)")
@@ -342,38 +317,6 @@ def check_library(host: Host, values: dict[str, Any] | None) -> Check:
                  f"library {library} answers HTTPS (certificate not checked, as upstream: every blob is checked "
                  f"against its manifest's sha256){ignored}",
                  "set library.port to 443, or serve the library on 443" if ignored else "")
-
-
-def _manifests(paths: Paths) -> list[str]:
-    """Regular ``manifest.json`` files below models/manifests, relative paths.
-
-    The tree belongs to the service user and doctor may run as root: it is
-    walked by fd without following a link at any level, bounded in depth
-    and entries (nofollow.walk_files).
-    """
-    try:
-        with nofollow.opened_dir(paths.state_dir, "models/manifests") as fd:
-            return [rel for rel, what in nofollow.walk_files(fd)
-                    if what == "file" and rel.rsplit("/", 1)[-1] == "manifest.json"]
-    except OSError:
-        return []
-
-
-def _largest_model(paths: Paths) -> int:
-    import json
-    largest = 0
-    for rel in _manifests(paths)[:200]:
-        parts = rel.split("/")
-        try:
-            with nofollow.opened_dir(paths.state_dir, "/".join(["models", "manifests", *parts[:-1]])) as fd:
-                doc = json.loads(nofollow.read_regular(fd, parts[-1], 1 << 20) or b"")
-        except (OSError, ValueError):
-            continue
-        for key in ("size", "blob_size", "hef_size"):
-            value = doc.get(key) if isinstance(doc, dict) else None
-            if isinstance(value, int):
-                largest = max(largest, value)
-    return largest
 
 
 def free_space(host: Host) -> tuple[Path, int]:
@@ -393,13 +336,19 @@ def free_space(host: Host) -> tuple[Path, int]:
 
 
 def check_disk(host: Host) -> Check:
-    """Is there room for another model where models are stored?"""
+    """Is there room for another model where models are stored? (sizes from the
+    manifests; one that cannot be read or parsed is a warning naming it)"""
     where, free = free_space(host)
-    need = _largest_model(host.paths) or 2 * GIB
+    largest, unread = manifests.largest(host.paths)
+    need = largest or 2 * GIB
     found = f"{free / GIB:.1f} GiB free in {where}"
+    bad = f"; {len(unread)} manifest(s) not read, e.g. {unread[0]}" if unread else ""
+    delete = "curl -X DELETE .../api/delete -d '{\"model\": \"NAME\"}'"
     if free < need:
-        return Check("disk", "warn", f"{found}; a model needs up to {need / GIB:.1f} GiB",
-                     "free space, or delete a model: curl -X DELETE .../api/delete -d '{\"model\": \"NAME\"}'")
+        return Check("disk", "warn", f"{found}; a model needs up to {need / GIB:.1f} GiB{bad}",
+                     f"free space, or delete a model: {delete}")
+    if unread:
+        return Check("disk", "warn", found + bad, f"delete that model ({delete}) and pull it again")
     return Check("disk", "ok", found)
 
 
@@ -477,48 +426,31 @@ def check_thermal(host: Host) -> Check:
 
 
 def diagnose(host: Host) -> list[Check]:
-    """Run every check in a fixed order; return the list."""
-    settings_check, values = check_settings(host)
+    """Run every check in a fixed order; return the list. A check that raises
+    is one ``fail`` line naming the exception (report.guarded)."""
+    settings_check, values = guarded("settings", check_settings, host, on_error=lambda f: (f, None))
     try:  # with invalid settings the server still serves the last good ones
         served: dict[str, Any] | None = render.served_values(host.paths)
-    except settings.ConfigError:
+    except Exception:  # settings.ConfigError; anything else is the settings line's to report
         served = None
-    api_check, listed, pulled = check_api(host, served)
-    result = [check_binary(host), check_generation(host, values), check_device(host), check_firmware(host),
-              check_stack(host), settings_check, check_diversion(host), check_port(host, served), check_unit(host),
-              api_check, check_models(host, listed, pulled, api_check.status == "ok"), check_library(host, served),
-              check_disk(host),
-              check_memory(host, values), check_thermal(host)]
+    api_check, listed, pulled = guarded("api", check_api, host, served, on_error=lambda f: (f, [], []))
+    up = api_check.status == "ok"
+    result = [guarded("binary", check_binary, host), guarded("generation", check_generation, host, values),
+              guarded("device", check_device, host), guarded("firmware", check_firmware, host),
+              guarded("stack", check_stack, host), settings_check, guarded("diversion", check_diversion, host),
+              guarded("port", check_port, host, served), guarded("unit", check_unit, host), api_check,
+              guarded("models", check_models, host, listed, pulled, up),
+              guarded("library", check_library, host, served), guarded("disk", check_disk, host),
+              guarded("memory", check_memory, host, values), guarded("thermal", check_thermal, host)]
     if not host.is_root:
         result.append(Check("privileges", "skip", "not root: other users' processes (port holder) and "
                             "root-only files may be invisible", "run: sudo hailo-ollama-service doctor"))
     return result
 
 
-def report_json(found: list[Check]) -> dict[str, Any]:
-    """The stable ``--json`` document (see README: doctor --json); "stack" is
-    the stack check's versions (null when that check did not run)."""
-    counts = {status: sum(1 for c in found if c.status == status) for status in STATUSES}
-    versions = next((c.versions for c in found if isinstance(c, StackCheck)), None)
-    return {"version": JSON_VERSION, "ok": counts["fail"] == 0, "counts": counts,
-            "checks": [asdict(Check(c.id, c.status, c.found, c.fix)) for c in found], "stack": versions}
-
-
-def report_text(found: list[Check]) -> str:
-    """The human report: one line per check, its fix indented below."""
-    lines = []
-    for check in found:
-        lines.append(f"[{check.status.upper():4}] {check.id:<11} {check.found}")
-        if check.fix and check.status in ("warn", "fail"):
-            lines.append(f"{'':18}fix: {check.fix}")
-    counts = report_json(found)["counts"]
-    lines.append(f"{counts['ok']} ok, {counts['warn']} warnings, {counts['fail']} failures, {counts['skip']} skipped")
-    return "\n".join(lines) + "\n"
-
-
 def verify(host: Host) -> list[Check]:
     """The post-install verification: unit active and enabled, API, socket, models."""
-    unit = check_unit(host)
+    unit = guarded("unit", check_unit, host)
     if unit.status == "warn" and "restarts" in unit.fix:
         unit = Check(unit.id, "ok", unit.found)  # restarted earlier but running now: fine for verify
     try:
@@ -526,8 +458,10 @@ def verify(host: Host) -> list[Check]:
     except settings.ConfigError as err:
         values = None
         unit = Check("settings", "fail", str(err), "fix the file named, then: sudo hailo-ollama-service check")
-    api_check, listed, pulled = check_api(host, values)
-    models = check_models(host, listed, pulled, api_check.status == "ok")
+    except Exception as err:  # a bug: one line, like any check's
+        values, unit = None, failed("settings", err)
+    api_check, listed, pulled = guarded("api", check_api, host, values, on_error=lambda f: (f, [], []))
+    models = guarded("models", check_models, host, listed, pulled, api_check.status == "ok")
     if models.status == "warn":  # nothing pulled yet is normal right after install
         models = Check(models.id, "ok", models.found)
-    return [unit, api_check, check_port(host, values), models]
+    return [unit, api_check, guarded("port", check_port, host, values), models]

@@ -13,15 +13,24 @@ not a Pi) is left out rather than reported as a made-up value.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hailo_ollama_service import __version__, api, checks, doctor, nofollow, render, settings
 from hailo_ollama_service.fsutil import WriteError
+from hailo_ollama_service.untrusted import shown
 
 TEXTFILE_NAME = "hailo-ollama.prom"
 LIMIT = 256 * 1024
 PS_TIMEOUT = 0.5
+# What publish lets through, line by line (printable ASCII only, no timestamp):
+_NAME = r"hailo_ollama_[a-zA-Z0-9_:]*"
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[ !#-\[\]-~]|\\[\\"n])*"'  # printable, \\ \" \n escaped
+_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?Inf|NaN"
+_LINE = re.compile(rf"# HELP {_NAME} (?:[ -\[\]-~]|\\[\\n])*"
+                   rf"|# TYPE {_NAME} (?:counter|gauge|histogram|summary|untyped)"
+                   rf"|{_NAME}(?:\{{{_LABEL}(?:,{_LABEL})*,?\}})? (?:{_NUMBER})")
 
 
 @dataclass
@@ -39,12 +48,25 @@ class Family:
         return self
 
 
+def _ascii(text: str) -> str:
+    """Take escaped exposition text; return it with every character outside
+    printable ASCII written as ``\\xNN``/``\\uNNNN`` text (an escaped
+    backslash, so the value reads back as that text), which publish accepts."""
+    if all(" " <= c <= "~" for c in text):
+        return text
+    return "".join(c if " " <= c <= "~" else "\\\\" + c.encode("unicode_escape").decode("ascii").lstrip("\\")
+                   for c in text)
+
+
 def _escape_help(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n")
+    """A HELP text: backslash and newline escaped, then made printable ASCII."""
+    return _ascii(value.replace("\\", "\\\\").replace("\n", "\\n"))
 
 
 def _escape(value: str) -> str:
-    """A label value: backslash, double quote and newline escaped."""
+    """A label value: backslash, double quote and newline escaped, then made
+    printable ASCII (a hostile version or model name cannot make publish
+    refuse the file)."""
     return _escape_help(value).replace('"', '\\"')
 
 
@@ -69,14 +91,15 @@ def exposition(families: list[Family]) -> str:
 def _loaded_models(address: str, port: int) -> list[str] | None:
     """Models in /api/ps, or None when it does not answer at once: /api/ps
     waits for the generation lock, and a scrape must never wait behind a
-    generation."""
+    generation. The answer is the server's, so hostile: anything odd in it
+    (an exception of any kind while asking or reading it) is None too."""
     try:
         status, body = api.get_json(address, port, "/api/ps", PS_TIMEOUT)
-    except (OSError, ValueError):
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("models", []), list):
+            return None
+        return [str(m.get("name", "")) for m in body.get("models", []) if isinstance(m, dict)]
+    except Exception:  # OSError, ValueError, RecursionError, HTTPException...: not known, not a crash
         return None
-    if status != 200 or not isinstance(body, dict):
-        return None
-    return [m.get("name", "") for m in body.get("models", []) if isinstance(m, dict)]
 
 
 def collect(host: doctor.Host) -> list[Family]:
@@ -96,7 +119,8 @@ def collect(host: doctor.Host) -> list[Family]:
         Family("hailo_ollama_up", "gauge", "1 when GET /api/version answers on the served address.").add(up),
         Family("hailo_ollama_build_info", "gauge", "Versions: this package, Hailo's hailo-gen-ai-model-zoo, "
                "and the configuration generation it reads (5.1 JSON, 5.3 environment).").add(
-            1, version=__version__, upstream_version=upstream or "", generation=doctor.generation(upstream) or ""),
+            1, version=__version__, upstream_version=shown(upstream or ""),
+            generation=doctor.generation(upstream) or ""),
         Family("hailo_ollama_settings_valid", "gauge", "1 when the settings are valid; 0 when the last edit "
                "was refused and the last good configuration is served.").add(valid is not None),
     ]
@@ -148,8 +172,8 @@ def collect(host: doctor.Host) -> list[Family]:
 
 def _loaded_family(loaded: list[str] | None) -> Family:
     family = Family("hailo_ollama_model_loaded", "gauge", "1 for each model loaded on the device.")
-    for name in loaded or []:
-        family.add(1, model=name)
+    for name in (loaded or [])[:100]:
+        family.add(1, model=shown(name))  # the server's: escaped, length-capped
     return family
 
 
@@ -158,23 +182,28 @@ def publish(source: Path, target_dir: Path, name: str = TEXTFILE_NAME) -> bool:
 
     Runs as root. ``source`` was written by another user, so it is opened
     without following a link, must be a regular file under LIMIT bytes, and
-    must look like our exposition (comments and ``hailo_ollama_`` samples,
-    printable ASCII) before a byte of it is published. ``target_dir`` is
-    opened without following a final link and written atomically (temp file,
-    rename). Returns True when the file changed; raises WriteError or
+    must be our exposition before a byte of it is published: every line is
+    ``# HELP hailo_ollama_NAME text``, ``# TYPE hailo_ollama_NAME type`` or a
+    sample ``hailo_ollama_NAME{labels} value`` without a timestamp, every
+    byte printable ASCII (0x20-0x7e) but the ``\\n`` that ends each line.
+    ``target_dir`` is opened without following a final link and written
+    atomically (temp file, rename). Returns True when the file changed;
+    raises WriteError (naming file:line; nothing is published) or
     nofollow.Unsafe.
     """
     with nofollow.opened_dir(source.parent) as fd:
         data = nofollow.read_regular(fd, source.name, LIMIT, source.parent)
     if data is None:
         raise WriteError(f"{source}: missing; nothing to publish")
-    text = data.decode("ascii", "replace")
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.isprintable() or not line.startswith(("# HELP hailo_ollama_", "# TYPE hailo_ollama_",
-                                                          "hailo_ollama_")):
-            raise WriteError(f"{source}:{number}: not a hailo_ollama_ metric line; nothing published")
-    if not text.endswith("\n"):
+    if not data.endswith(b"\n"):
         raise WriteError(f"{source}: incomplete (no final newline); nothing published")
+    for number, line in enumerate(data[:-1].split(b"\n"), 1):
+        odd = next((byte for byte in line if not 0x20 <= byte <= 0x7e), None)
+        if odd is not None:
+            raise WriteError(f"{source}:{number}: not a hailo_ollama_ metric line (byte {odd:#04x} is not "
+                             "printable ASCII); nothing published")
+        if not _LINE.fullmatch(line.decode("ascii")):
+            raise WriteError(f"{source}:{number}: not a hailo_ollama_ metric line; nothing published")
     with nofollow.opened_dir(target_dir) as fd:
         return nofollow.write_at(fd, name, data, 0o644, target_dir)
 

@@ -14,11 +14,16 @@ from typing import Callable, Union
 
 Value = Union[bool, int, str]
 
-_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_SIZE = re.compile(r"^(?:[1-9][0-9]*[KMGT]?|(?:100|[1-9]?[0-9])(?:\.[0-9]+)?%|infinity)$")
-_PERCENT = re.compile(r"^([1-9][0-9]{0,4})%$")
-_GROUP_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}(?::[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")
+# Each pattern must match the whole value: always used with fullmatch, as
+# "$" would also match before a final newline ("host\n" is not a host).
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_SIZE = re.compile(r"(?:[1-9][0-9]*[KMGT]?|(?:100|[1-9]?[0-9])(?:\.[0-9]+)?%|infinity)")
+_PERCENT = re.compile(r"([1-9][0-9]{0,4})%")
+_GROUP_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}(?::[A-Za-z0-9][A-Za-z0-9._-]{0,63})?")
+# An IPv6 zone (fe80::1%eth0): ipaddress accepts any text after "%", a
+# newline or a space included; only an interface name or index passes here.
+_ZONE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 
 
 class SettingError(ValueError):
@@ -71,11 +76,13 @@ def check_host(value: object) -> str:
     text = _check_str(value)
     try:
         ipaddress.ip_address(text)
-        return text
+        _address, _percent, zone = text.partition("%")
+        if not _percent or _ZONE.fullmatch(zone):
+            return text
     except ValueError:
         pass
     name = text[:-1] if text.endswith(".") else text
-    if (0 < len(name) <= 253 and all(_HOSTNAME_LABEL.match(label) for label in name.split("."))
+    if (0 < len(name) <= 253 and all(_HOSTNAME_LABEL.fullmatch(label) for label in name.split("."))
             and not name.replace(".", "").isdigit()):
         return text
     raise SettingError(f"must be an IPv4 or IPv6 address or a host name, not {text!r}")
@@ -86,7 +93,7 @@ def check_size(value: object) -> str:
     if not isinstance(value, str):
         raise SettingError(f"must be a quoted size like \"512M\", \"4G\", \"50%\" or \"infinity\", not {_describe(value)}")
     text = value
-    if not _SIZE.match(text):
+    if not _SIZE.fullmatch(text):
         raise SettingError(f"must be a size like 512M, 4G, 50% or infinity, not {text!r}")
     return text
 
@@ -96,7 +103,7 @@ def check_percent(value: object) -> str:
     if not isinstance(value, str):
         raise SettingError(f"must be a quoted percentage like \"80%\", not {_describe(value)}")
     text = value
-    if text == "infinity" or _PERCENT.match(text):
+    if text == "infinity" or _PERCENT.fullmatch(text):
         return text
     raise SettingError(f"must be a percentage like 80% (100% is one CPU) or infinity, not {text!r}")
 
@@ -104,7 +111,7 @@ def check_percent(value: object) -> str:
 def check_group_id(value: object) -> str:
     """Return ``value`` if it is empty or a HailoRT VDevice group id (e.g. SHARED)."""
     text = "" if value is None else _check_str(value)
-    if text and not _GROUP_ID.match(text):
+    if text and not _GROUP_ID.fullmatch(text):
         raise SettingError(f"must be empty or letters, digits, '.', '_' or '-', not {text!r}")
     return text
 
@@ -119,7 +126,7 @@ def check_bool(value: object) -> bool:
 def check_model(value: object) -> str:
     """Return ``value`` if it is empty or a model name ``name[:tag]``."""
     text = "" if value is None else _check_str(value)
-    if text and not _MODEL.match(text):
+    if text and not _MODEL.fullmatch(text):
         raise SettingError(f"must be empty or a model name like qwen2:1.5b, not {text!r}")
     return text
 

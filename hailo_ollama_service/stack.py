@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hailo_ollama_service.untrusted import shown
+
 # Package names, and where they come from:
 # - Raspberry Pi OS, Hailo-10H (AI HAT+ 2): the metapackage hailo-h10-all
 #   brings h10-hailort (runtime) and h10-hailort-pcie-driver (DKMS driver and
@@ -204,7 +206,7 @@ def loaded_module(root: Path, prefer_hailo8: bool = False) -> Piece | None:
         where = root / "sys/module" / name
         if where.is_dir():
             try:
-                version: str | None = (where / "version").read_text(errors="replace").strip() or None
+                version: str | None = shown((where / "version").read_text(errors="replace").strip()) or None
             except OSError:
                 version = None
             return Piece("loaded driver", name, version)
@@ -213,7 +215,8 @@ def loaded_module(root: Path, prefer_hailo8: bool = False) -> Piece | None:
 
 def firmware_version(identify: tuple[int, str]) -> tuple[str | None, str]:
     """Take ``hailortcli fw-control identify``'s (exit status, output); return
-    (the firmware version, "") or (None, why it was not read)."""
+    (the firmware version, "") or (None, why it was not read). What the tool
+    printed is escaped (untrusted.shown): the device reports the version."""
     code, out = identify
     if code in (126, 127):
         return None, "hailortcli not available"
@@ -221,9 +224,9 @@ def firmware_version(identify: tuple[int, str]) -> tuple[str | None, str]:
         return None, "hailortcli timed out"
     match = re.search(r"Firmware Version:[ \t]*(\S[^\r\n]*)", out)
     if code != 0 or not match:
-        last = out.strip().splitlines()[-1][:120] if out.strip() else f"exit status {code}"
+        last = shown(out.strip().splitlines()[-1], 120) if out.strip() else f"exit status {code}"
         return None, f"hailortcli fw-control identify failed: {last}"
-    return match.group(1).strip(), ""
+    return shown(match.group(1).strip()), ""
 
 
 def read(root: Path, identify: tuple[int, str]) -> Stack:

@@ -31,7 +31,7 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_LIMIT = 1 << 20
 RECORD_LIMIT = 4 << 20
 LOCK_WAIT = 30.0
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 Changes = tuple[list[str], list[str]]
 
@@ -74,7 +74,7 @@ def _valid_record(data: object) -> dict[str, str]:
             parts = nofollow.split(rel) if isinstance(rel, str) else []
         except nofollow.Unsafe:
             continue
-        if len(parts) >= 2 and parts[-1] == MANIFEST_NAME and isinstance(digest, str) and _DIGEST.match(digest):
+        if len(parts) >= 2 and parts[-1] == MANIFEST_NAME and isinstance(digest, str) and _DIGEST.fullmatch(digest):
             record[rel] = digest
     return record
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import socket
 
+from proc_helpers import (HEADER, HOSTILE, PASSWD, SERVICE_UID, SESSION_CGROUP, UNIT_CGROUP, V6_LOOPBACK,
+                          listen)
 from unit_helpers import write
 
 from hailo_ollama_service import checks
-
-HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 
 
 def fake_proc(root, port, inode="4242", pid="77", comm="ollama", unit="ollama.service", uid="0", state="0A"):
@@ -42,7 +42,8 @@ def test_a_stock_ollama_on_the_port_is_named_with_its_unit_and_the_fix(tmp_path)
 
 
 def test_our_own_server_on_the_port_is_not_a_problem(tmp_path):
-    fake_proc(tmp_path, 11434, comm="hailo-ollama", unit="hailo-ollama.service")
+    write(tmp_path / "etc/passwd", PASSWD)
+    fake_proc(tmp_path, 11434, comm="hailo-ollama", unit="hailo-ollama.service", uid=SERVICE_UID)
     assert checks.port_holder(11434, tmp_path).is_ours
     assert checks.port_warning(11434, tmp_path) is None
 
@@ -97,3 +98,69 @@ def test_preflight_is_quiet_on_a_healthy_system(tmp_path):
     write(tmp_path / "dev/hailo0", "")
     write(tmp_path / "proc/net/tcp", HEADER)
     assert checks.preflight(11434, tmp_path) == []
+
+
+# ------------------------------------------------ whose socket: owner uid and cgroup, never a name
+def test_a_process_named_hailo_ollama_of_another_user_is_not_our_server(tmp_path):
+    write(tmp_path / "etc/passwd", PASSWD)
+    listen(tmp_path, 11434, 77, 1000, UNIT_CGROUP)  # even in a cgroup of that name: the uid decides
+    holder = checks.port_holder(11434, tmp_path)
+    assert holder.command == "hailo-ollama" and not holder.is_ours
+    assert "already in use by hailo-ollama (pid 77" in checks.port_warning(11434, tmp_path)
+
+
+def test_a_process_of_the_service_user_outside_the_units_cgroup_is_not_our_server(tmp_path):
+    write(tmp_path / "etc/passwd", PASSWD)
+    listen(tmp_path, 11434, 77, SERVICE_UID, SESSION_CGROUP)
+    assert not checks.port_holder(11434, tmp_path).is_ours
+    assert checks.port_warning(11434, tmp_path) is not None
+
+
+def test_a_same_named_cgroup_in_a_users_own_systemd_is_not_the_units(tmp_path):
+    write(tmp_path / "etc/passwd", PASSWD)
+    listen(tmp_path, 11434, 77, SERVICE_UID,
+           "0::/user.slice/user-996.slice/user@996.service/app.slice/hailo-ollama.service\n")
+    holder = checks.port_holder(11434, tmp_path)
+    assert not holder.is_ours and holder.unit == ""  # no "systemctl disable" of a system unit it is not
+    assert "kill 77" in checks.port_warning(11434, tmp_path)
+
+
+def test_the_service_users_socket_held_in_the_units_cgroup_is_our_server(tmp_path):
+    write(tmp_path / "etc/passwd", PASSWD)
+    listen(tmp_path, 11434, 77, SERVICE_UID, UNIT_CGROUP, comm="anything at all")
+    holder = checks.port_holder(11434, tmp_path)
+    assert holder.is_ours and holder.unit == "hailo-ollama.service"
+    assert checks.port_problem(11434, tmp_path) is None
+    assert checks.port_verdict(11434, tmp_path)[0] == "ok"
+
+
+def test_without_the_service_user_nothing_is_our_server(tmp_path):
+    listen(tmp_path, 11434, 77, SERVICE_UID, UNIT_CGROUP)  # no etc/passwd below this root
+    assert not checks.port_holder(11434, tmp_path).is_ours
+
+
+def test_a_holders_name_is_escaped_in_preflights_warning(tmp_path):
+    listen(tmp_path, 11434, 77, 1000, SESSION_CGROUP, comm=HOSTILE + "hailo-ollama")
+    warning = next(w for w in checks.preflight(11434, tmp_path) if "port 11434" in w)
+    assert "\x1b" not in warning and "\x07" not in warning and "\u202e" not in warning
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31m\\u202ehailo-ollama (pid 77)" in warning
+
+
+def test_a_listener_on_ipv6_loopback_beside_our_ipv4_server_is_named_and_escaped(tmp_path):
+    write(tmp_path / "etc/passwd", PASSWD)
+    listen(tmp_path, 11434, 77, SERVICE_UID, UNIT_CGROUP)
+    listen(tmp_path, 11434, 4242, 1000, SESSION_CGROUP, comm=HOSTILE + "hailo-ollama",
+           address=V6_LOOPBACK)
+    status, found, fix = checks.port_verdict(11434, tmp_path)
+    assert status == "fail" and "also listens on [::1]:11434" in found and "localhost as ::1" in found
+    assert "\\x1b]0;pwned" in found and "\x1b" not in found and "kill 4242" in fix
+    what, _fix = checks.port_problem(11434, tmp_path)
+    assert "[::1]:11434" in what and "beside hailo-ollama" in what
+
+
+def test_our_server_on_both_families_is_fine(tmp_path):
+    write(tmp_path / "etc/passwd", PASSWD)
+    listen(tmp_path, 11434, 77, SERVICE_UID, UNIT_CGROUP, inode="9001")
+    listen(tmp_path, 11434, 78, SERVICE_UID, UNIT_CGROUP, address=V6_LOOPBACK, inode="9002")
+    status, found, _fix = checks.port_verdict(11434, tmp_path)
+    assert status == "ok" and "0.0.0.0:11434" in found and "[::1]:11434" in found

@@ -10,7 +10,7 @@ import time
 import pytest
 from unit_helpers import write
 
-from hailo_ollama_service import doctor, render
+from hailo_ollama_service import doctor, manifests, render
 from hailo_ollama_service.doctor import Host
 from hailo_ollama_service.schema import DEFAULTS
 
@@ -193,8 +193,9 @@ def test_as_root_doctor_follows_no_link_and_opens_no_fifo_in_the_service_users_t
     (paths.manifests_dir / "q/3b").mkdir()
     with open(paths.manifests_dir / "q/3b/manifest.json", "wb") as handle:
         handle.truncate(8 << 30)
-    assert doctor._manifests(paths) == ["q/1b/manifest.json", "q/3b/manifest.json"]
-    assert doctor._largest_model(paths) == 1  # the FIFO is not opened, the sparse file not read
+    assert manifests.listed(paths) == ["q/1b/manifest.json", "q/3b/manifest.json"]
+    largest, unread = manifests.largest(paths)  # the FIFO is not opened, the sparse file not read
+    assert largest == 1 and len(unread) == 1 and unread[0].startswith("q/3b/manifest.json: ")
     check = doctor.check_models(host_for(paths), [], [], api_up=False)
     assert "2 manifests" in check.found
 
@@ -331,3 +332,55 @@ def test_library_probes_port_443_for_upstream_5_3_and_says_library_port_is_ignor
 
 def test_library_is_skipped_with_invalid_settings(paths):
     assert doctor.check_library(host_for(paths), None).status == "skip"
+
+
+# ---------------------------------------------------------------- hostile input: one line, never a crash
+def test_a_deeply_nested_manifest_is_a_warning_naming_it_not_a_crash(paths, capsys, monkeypatch):
+    from hailo_ollama_service import cli
+    write(paths.manifests_dir / "evil/1b/manifest.json", "[" * 200000)
+    write(paths.manifests_dir / "q/1b/manifest.json", json.dumps({"size": 1}))
+    disk = doctor.check_disk(host_for(paths))
+    assert disk.status == "warn" and "1 manifest(s) not read, e.g. evil/1b/manifest.json: nested" in disk.found
+    monkeypatch.setattr(cli, "_host", lambda _args: host_for(paths))
+    for argv in (["doctor"], ["doctor", "--json"]):
+        assert cli.main(["--root", str(paths.root), *argv]) == 1  # failures found, not 70 (internal error)
+        out = capsys.readouterr().out
+        assert "evil/1b/manifest.json" in out
+    checks = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert checks["disk"]["status"] == "warn" and "nested" in checks["disk"]["found"]
+
+
+def test_a_check_that_raises_is_one_failed_line_and_the_others_still_run(paths, monkeypatch):
+    monkeypatch.delenv("HAILO_OLLAMA_DEBUG", raising=False)
+
+    def broken(_host):
+        raise RuntimeError("\x1b[2Jboom")
+    monkeypatch.setattr(doctor, "check_thermal", broken)
+    monkeypatch.setattr(doctor, "check_settings", lambda _host: 1 / 0)
+    found = doctor.diagnose(host_for(paths))
+    assert [c.id for c in found][-2:] == ["memory", "thermal"] and len(found) == 15
+    thermal, settings_line = by_id(found, "thermal"), by_id(found, "settings")
+    assert thermal.status == "fail" and thermal.found == "the check itself failed: RuntimeError: \\x1b[2Jboom"
+    assert settings_line.status == "fail" and "ZeroDivisionError" in settings_line.found
+    assert by_id(found, "memory").status == "skip"  # settings unknown: the others go on without them
+    assert "\x1b" not in doctor.report_text(found)
+
+
+def test_a_listener_on_ipv6_loopback_beside_our_server_fails_the_port_check(paths):
+    from proc_helpers import PASSWD, SERVICE_UID, SESSION_CGROUP, UNIT_CGROUP, V6_LOOPBACK, listen
+    write(paths.root / "etc/passwd", PASSWD)
+    listen(paths.root, 11434, 77, SERVICE_UID, UNIT_CGROUP)
+    assert doctor.check_port(host_for(paths), dict(DEFAULTS)).status == "ok"
+    listen(paths.root, 11434, 4242, 1000, SESSION_CGROUP, comm="\x1b[8mollama", address=V6_LOOPBACK)
+    check = doctor.check_port(host_for(paths), dict(DEFAULTS))
+    assert check.status == "fail" and "\\x1b[8mollama (pid 4242) also listens on [::1]:11434" in check.found
+    assert "kill 4242" in check.fix and "\x1b" not in doctor.report_text([check])
+
+
+def test_a_model_list_too_deep_to_parse_leaves_the_api_check_ok_with_no_models(paths, fake_api, monkeypatch):
+    def deep(*_args):
+        raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+    monkeypatch.setattr(doctor.api, "get_json", deep)
+    values = dict(DEFAULTS, **{"server.host": "127.0.0.1", "server.port": fake_api.port})
+    check, listed, pulled = doctor.check_api(host_for(paths), values)
+    assert check.status == "ok" and listed == [] and pulled == []

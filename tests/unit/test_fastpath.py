@@ -21,8 +21,7 @@ def later(monkeypatch):
 
 
 def apply(paths, try_restart=False):
-    return render.apply(paths, True, try_restart, report=lambda _l: None, run=lambda _a: None,
-                        sync=lambda _p: ([], [], None))
+    return render.apply(paths, True, try_restart, report=lambda _l: None, run=lambda _a: None)
 
 
 def fast(paths, try_restart=False) -> bool:
@@ -112,12 +111,6 @@ def test_a_new_upstream_manifest_defeats_it(stamped):
 def test_a_stamp_from_a_render_that_did_not_sync_does_not_answer_a_try_restart(paths, later):
     apply(paths, try_restart=False)
     assert fast(paths) and not fast(paths, try_restart=True)
-
-
-def test_a_failed_model_sync_leaves_no_stamp(paths, later):
-    render.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None,
-                 sync=lambda _p: ([], [], "sync-models as hailo-ollama failed"))
-    assert not paths.stamp.exists()
 
 
 def test_no_stamp_is_kept_while_a_stamped_file_is_younger_than_the_clock_can_tell(paths):

@@ -161,6 +161,23 @@ def test_a_generation_in_progress_makes_the_loaded_model_unknown_not_a_wait(path
     assert found["hailo_ollama_model_loaded_known"] == 0 and calls == [("/api/ps", metrics.PS_TIMEOUT)]
 
 
+@pytest.mark.parametrize("answer", [RecursionError("maximum recursion depth exceeded"), (200, {"models": 5}),
+                                    (200, [1, 2])])
+def test_a_hostile_api_ps_answer_makes_the_loaded_model_unknown_not_a_crash(paths, fake_api, monkeypatch, answer):
+    serve_on(paths, fake_api.port)
+    real = metrics.api.get_json
+
+    def hostile_ps(address, port, path, timeout):
+        if path != "/api/ps":
+            return real(address, port, path, timeout)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    monkeypatch.setattr(metrics.api, "get_json", hostile_ps)
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_up"] == 1 and found["hailo_ollama_model_loaded_known"] == 0
+
+
 def test_a_loaded_model_is_a_labelled_sample(paths, fake_api, monkeypatch):
     serve_on(paths, fake_api.port)
     real = metrics.api.get_json
@@ -199,6 +216,37 @@ def test_publish_refuses_what_does_not_look_like_our_metrics(written, content, m
     with pytest.raises(WriteError, match=message):
         metrics.publish(source, target)
     assert os.listdir(target) == []
+
+
+@pytest.mark.parametrize("content, line, why", [
+    (b"# HELP hailo_ollama_up x\r\nhailo_ollama_up 1\n", 1, "byte 0x0d"),
+    (b"hailo_ollama_up 1\rnode_x 2\n", 1, "byte 0x0d"),
+    (b"hailo_ollama_up 1\nhailo_ollama_x{model=\"qwen\xc3\xa9\"} 1\n", 2, "byte 0xc3"),
+    (b"# HELP hailo_ollama_up caf\xc3\xa9\n", 1, "byte 0xc3"),
+    (b"hailo_ollama_up 1 1700000000000\n", 1, "metric line; nothing"),
+    (b"hailo_ollama_up 1\n\nhailo_ollama_up 1\n", 2, "metric line; nothing"),
+    (b"# TYPE hailo_ollama_up gauge extra\n", 1, "metric line; nothing"),
+    (b"# a comment\n", 1, "metric line; nothing"),
+    (b'hailo_ollama_x{model="a"b"} 1\n', 1, "metric line; nothing"),
+    (b"hailo_ollama_up one\n", 1, "metric line; nothing")])
+def test_publish_refuses_any_byte_or_line_outside_our_exposition_naming_file_and_line(written, content, line, why):
+    source, target = written
+    source.write_bytes(content)
+    with pytest.raises(WriteError) as refused:
+        metrics.publish(source, target)
+    message = str(refused.value)
+    assert message.startswith(f"{source}:{line}: not a hailo_ollama_ metric line") and why in message
+    assert message.endswith("nothing published") and os.listdir(target) == []
+
+
+def test_publish_accepts_what_exposition_writes_labels_escapes_and_all(written):
+    source, target = written
+    fam = metrics.Family("hailo_ollama_x", "gauge", 'say "hi"\\now\u00b0C').add(1.5e-7, model='a"b\\c\nd\u00e9\x1b')
+    text = metrics.exposition([fam, metrics.Family("hailo_ollama_y", "counter", "n").add(3).add(4, kind="x")])
+    assert all(" " <= c <= "~" for c in text.replace("\n", ""))
+    source.write_text(text)
+    assert metrics.publish(source, target)
+    assert (target / "hailo-ollama.prom").read_text() == text
 
 
 def test_publish_never_follows_a_link_or_opens_a_fifo_or_reads_a_huge_file(written, tmp_path):

@@ -137,3 +137,25 @@ def test_debconf_question_names_are_unique_and_every_setting_but_the_poll_time_h
     questions = [s.question for s in schema.SETTINGS if s.question]
     assert len(questions) == len(set(questions))
     assert {s.key for s in schema.SETTINGS if not s.question} == {"main_poll_time_ms"}
+
+
+# A valid value of every setting whose check is a pattern.
+PATTERN_CHECKED = [("server.host", "host"), ("server.host", "127.0.0.1"), ("library.host", "dev-public.hailo.ai"),
+                   ("resource_limits.memory_max", "4G"), ("resource_limits.cpu_quota", "80%"),
+                   ("device.group_id", "SHARED"), ("warmup.model", "qwen2:1.5b")]
+
+
+@pytest.mark.parametrize("key,value", PATTERN_CHECKED)
+def test_a_trailing_newline_is_refused_by_every_pattern_checked_setting(key, value):
+    setting = schema.BY_KEY[key]
+    assert setting.check(value) == value
+    for bad in (value + "\n", value + "\n\n", value + "\r", "\n" + value):
+        with pytest.raises(SettingError):
+            setting.check(bad)
+
+
+def test_an_ipv6_zone_must_be_an_interface_name_not_any_text():
+    assert schema.check_host("fe80::1%eth0") == "fe80::1%eth0"
+    for bad in ("fe80::1%eth0\n", "fe80::1%a b", "fe80::1%x\nEnvironment=LD_PRELOAD=/tmp/x", "fe80::1%\x1b[2J"):
+        with pytest.raises(SettingError, match="IPv4 or IPv6 address or a host name"):
+            schema.check_host(bad)

@@ -267,3 +267,12 @@ def test_the_json_report_carries_the_versions_found(paths):
 
 def test_a_report_without_the_stack_check_has_a_null_stack(paths):
     assert doctor.report_json([doctor.Check("unit", "ok", "active")])["stack"] is None
+
+
+def test_what_hailortcli_prints_is_escaped_before_it_reaches_the_report():
+    version, note = stack.firmware_version((0, "Firmware Version: 5.1.1 \x1b]0;pwned\x07\x1b[2J\n"))
+    assert version == "5.1.1 \\x1b]0;pwned\\x07\\x1b[2J" and note == ""
+    assert stack.release(version) == "5.1.1"
+    version, note = stack.firmware_version((1, "[HailoRT] [error] \x1b[31mCHECK failed\u202e\n"))
+    assert version is None
+    assert note == "hailortcli fw-control identify failed: [HailoRT] [error] \\x1b[31mCHECK failed\\u202e"
