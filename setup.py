@@ -17,7 +17,7 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(include=["hailo_ollama_service", "hailo_ollama_service.*"]),
-    install_requires=["PyYAML", "requests"],
+    install_requires=["PyYAML"],
     extras_require={"test": ["pytest"]},
     # A plain script, not a console_scripts entry point: its "python3 -I"
     # shebang keeps root's runs isolated (see the script), and it starts

@@ -1,49 +1,47 @@
 """Talking to the running server: where it is and whether it answers.
 
-Uses http.client (not requests) for the probes that run at every service
-start, so that start-up stays fast.
+Every exchange goes through httpclient (a total deadline and a byte cap;
+never through a proxy). The probes that run at every service start come
+from probe.py, which imports even less.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 from typing import Any
 
+from hailo_ollama_service import httpclient, untrusted
+from hailo_ollama_service.httpclient import HttpError
 from hailo_ollama_service.probe import client_host, version, wait_ready
 from hailo_ollama_service.schema import Value
 
-__all__ = ["client_host", "version", "wait_ready", "base_url", "get_json", "post_json"]
+__all__ = ["client_host", "version", "wait_ready", "base_url", "address", "get_json", "post_json", "unload",
+           "HttpError", "UNLOAD_TIMEOUT"]
+
+UNLOAD_TIMEOUT = 30.0
+
+
+def address(values: dict[str, Value]) -> tuple[str, int]:
+    """(host, port) a local client connects to for the effective settings."""
+    return client_host(str(values["server.host"])), int(values["server.port"])
 
 
 def base_url(values: dict[str, Value]) -> str:
     """Return ``http://host:port`` of the API for the effective settings."""
-    host = client_host(str(values["server.host"]))
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{values['server.port']}"
+    return httpclient.url(*address(values))
 
 
 def _request(method: str, host: str, port: int, path: str, timeout: float,
              doc: dict[str, Any] | None = None) -> tuple[int, Any]:
-    """Send one request (never through a proxy); return (status, decoded JSON body or None).
+    """Send one request; return (status, decoded JSON body, or None when the body is not
+    JSON within httpclient.BODY_CAP bytes and untrusted.JSON_DEPTH levels).
 
-    Raises OSError/HTTPException on connection problems or when the server
-    is slower than ``timeout``.
+    ``timeout`` bounds the whole exchange. Raises HttpError (an OSError).
     """
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    reply = httpclient.request(host, port, method, path, doc, deadline=timeout)
     try:
-        if doc is None:
-            conn.request(method, path, headers={"Accept": "application/json"})
-        else:
-            conn.request(method, path, body=json.dumps(doc), headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    try:
-        return response.status, json.loads(body)
+        return reply.status, untrusted.loads(reply.body, httpclient.BODY_CAP)
     except ValueError:
-        return response.status, None
+        return reply.status, None
 
 
 def get_json(host: str, port: int, path: str, timeout: float) -> tuple[int, Any]:
@@ -56,25 +54,12 @@ def post_json(host: str, port: int, path: str, doc: dict[str, Any], timeout: flo
     return _request("POST", host, port, path, timeout, doc)
 
 
-def local_session():  # type: ignore[no-untyped-def]
-    """Return a requests Session for the local server: never through $http_proxy.
+def unload(host: str, port: int, model: str, timeout: float = UNLOAD_TIMEOUT) -> int:
+    """Unload ``model`` (``/api/generate`` with keep_alive 0) within ``timeout`` seconds; return the status.
 
-    requests is imported here, not at module level, so that the probes that
-    run at every service start stay fast.
+    Also what follows a failed load: upstream marks a model whose load
+    failed as loaded, and crashes on the next request for it unless it is
+    unloaded first. Raises HttpError.
     """
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    return session
-
-
-def unload_after_failed_load(session, url: str, model: str) -> None:  # type: ignore[no-untyped-def]
-    """Unload ``model`` with keep_alive 0 after a failed load.
-
-    Upstream marks a model whose load failed as loaded, and crashes on the
-    next request for it unless it is unloaded first. Raises what requests raises.
-    """
-    session.post(f"{url}/api/generate", json={"model": model, "keep_alive": 0, "stream": False}, timeout=30)
-
-
+    return httpclient.request(host, port, "POST", "/api/generate",
+                              {"model": model, "keep_alive": 0, "stream": False}, deadline=timeout).status

@@ -258,7 +258,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
         _err(f"error: {err}")
         return EXIT_FAIL
     except KeyboardInterrupt:
-        _err("interrupted; the server keeps running (a partial download is discarded or finished by it)")
+        _err("interrupted; upstream 5.1 stops when the client of a pull goes away, and systemd starts it again "
+             "(a partial download is discarded)")
         return 130
     return EXIT_OK
 

@@ -21,12 +21,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from hailo_ollama_service import api, nofollow, probe
+from hailo_ollama_service import api, httpclient, nofollow, probe, untrusted
 from hailo_ollama_service.fsutil import WriteError, write_atomic
 from hailo_ollama_service.schema import Value
+from hailo_ollama_service.untrusted import shown
 
-LOAD_TIMEOUT = 120.0
+PROBE_TIMEOUT = 5.0
+TAGS_TIMEOUT = 10.0
+LOAD_TIMEOUT = 120.0   # the whole load request: connect, the wait behind a generation, the answer
 BACKOFF = 1800.0
+# Worst case PROBE + TAGS + LOAD + api.UNLOAD_TIMEOUT = 165 s, within the unit's TimeoutStartSec=180.
 
 
 def read_state(path: Path) -> dict[str, Any]:
@@ -70,36 +74,38 @@ def run(values: dict[str, Value], log: Callable[[str], None], state_path: Path,
         _save(state_path, {"reason": reason, **({"failed_at": clock()} if failed else {})})
         return 0
 
-    host, port = api.client_host(str(values["server.host"])), int(values["server.port"])
+    host, port = api.address(values)
     url = api.base_url(values)
-    if probe.version(host, port, 5.0) is None:
+    if probe.version(host, port, PROBE_TIMEOUT) is None:
         return outcome("down", f"keep-warm: {url} does not answer; trying again at the next run")
-    import requests
-
-    session = api.local_session()
     try:
-        tags = session.get(f"{url}/api/tags", timeout=10).json().get("models", [])
-        if not any(isinstance(m, dict) and m.get("name") == model for m in tags):
-            return outcome("missing", f"keep-warm: {model} is not downloaded yet "
-                           f"(hailo-ollama-warmup.service pulls it; or: hailo-ollama-service pull {model})")
-        reply = session.post(f"{url}/api/generate", timeout=(5, LOAD_TIMEOUT),
-                             json={"model": model, "keep_alive": -1, "stream": False})
-    except requests.Timeout:
-        return outcome("busy", f"keep-warm: {url} was busy for over {LOAD_TIMEOUT:g} s (a long generation?); "
-                       "trying again at the next run")
-    except (requests.RequestException, ValueError) as err:
-        return outcome("error", f"keep-warm: {type(err).__name__}: {err}")
+        status, tags = api.get_json(host, port, "/api/tags", TAGS_TIMEOUT)
+    except OSError as err:
+        return outcome("error", f"keep-warm: {err}")
+    models = tags.get("models") if isinstance(tags, dict) else None
+    if not isinstance(models, list):
+        return outcome("error", f"keep-warm: {url}/api/tags answered no model list (HTTP {status})")
+    if not any(isinstance(m, dict) and m.get("name") == model for m in models):
+        return outcome("missing", f"keep-warm: {model} is not downloaded yet "
+                       f"(hailo-ollama-warmup.service pulls it; or: hailo-ollama-service pull {model})")
     try:
-        body = reply.json() if reply.content else {}
+        reply = httpclient.request(host, port, "POST", "/api/generate",
+                                   {"model": model, "keep_alive": -1, "stream": False}, LOAD_TIMEOUT)
+    except httpclient.HttpError as err:
+        if err.timed_out:
+            return outcome("busy", f"keep-warm: {url} was busy for over {LOAD_TIMEOUT:g} s (a long generation?); "
+                           "trying again at the next run")
+        return outcome("error", f"keep-warm: {err}")
+    try:
+        body = untrusted.loads(reply.body, httpclient.BODY_CAP) if reply.body else {}
     except ValueError:
         body = {}
-    if reply.status_code == 200 and not (isinstance(body, dict) and body.get("error")):
+    if reply.status == 200 and not (isinstance(body, dict) and body.get("error")):
         return outcome("loaded", f"keep-warm: {model} is loaded and kept loaded (keep_alive -1)")
     try:
-        api.unload_after_failed_load(session, url, model)
-    except requests.RequestException:
+        api.unload(host, port, model)
+    except OSError:
         pass
-    detail = reply.text.strip()[:200]
-    return outcome(f"failed {reply.status_code}", f"keep-warm: loading {model} failed: HTTP {reply.status_code} "
-                   f"{detail}; unloaded it, and trying again in {BACKOFF / 60:g} minutes "
+    return outcome(f"failed {reply.status}", f"keep-warm: loading {shown(model)} failed: HTTP {reply.status} "
+                   f"{shown(reply.body.strip())}; unloaded it, and trying again in {BACKOFF / 60:g} minutes "
                    "(no Hailo device, or another program holds it?)", failed=True)

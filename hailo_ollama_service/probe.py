@@ -39,8 +39,13 @@ def url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+VERSION_MAX = 64
+
+
 def _version_of(body: bytes) -> str | None:
-    """The string value of ``"version"`` in a small JSON object, or None."""
+    """The string value of ``"version"`` in a small JSON object (its escapes decoded), or
+    None, also for one longer than VERSION_MAX characters. Not escaped for a terminal:
+    see report_wait."""
     text = body.decode("utf-8", "replace")
     at = text.find('"version"')
     if at < 0:
@@ -51,8 +56,26 @@ def _version_of(body: bytes) -> str | None:
     rest = rest[1:].lstrip()
     if not rest.startswith('"'):
         return None
-    end = rest.find('"', 1)
-    return rest[1:end] if end > 0 and "\\" not in rest[1:end] else None
+    end, escaped = 1, False
+    while end < min(len(rest), 6 * VERSION_MAX + 2):  # an escape (\u001b) is 6 characters
+        if escaped:
+            escaped = False
+        elif rest[end] == "\\":
+            escaped = True
+        elif rest[end] == '"':
+            break
+        end += 1
+    else:
+        return None
+    found = rest[1:end]
+    if "\\" in found:
+        import json  # only for a version with escapes: the usual answer keeps wait-ready lean
+
+        try:
+            found = json.loads(f'"{found}"')
+        except ValueError:
+            return None
+    return found if len(found) <= VERSION_MAX else None
 
 
 def version(host: str, port: int, timeout: float = 2.0) -> str | None:
@@ -204,6 +227,9 @@ def report_wait(host: str, port: int, timeout: float, pid: int | None, quiet: bo
         print(f"hailo-ollama-service: {why}", file=sys.stderr, flush=True)
         return 1
     if not quiet:
+        if not found.isprintable():  # the server's text: escaped, importing untrusted (re, json) only then
+            from hailo_ollama_service.untrusted import shown
+            found = shown(found)
         print(f"{url(host, port)} answers (version {found})", flush=True)
     return 0
 

@@ -29,17 +29,24 @@ download. Every message names the library used.
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from typing import IO, Any, Callable
 
-from hailo_ollama_service import api
+from hailo_ollama_service import api, httpclient, untrusted
+from hailo_ollama_service.httpclient import HttpError
 from hailo_ollama_service.schema import Value
+from hailo_ollama_service.untrusted import shown
+
+SMALL_TIMEOUT = 5.0           # /hailo/v1/list, /api/tags (the ``connect_timeout`` of ``pull``)
+ANSWERS_TIMEOUT = 2.0         # /api/version: is the server up?
+DELETE_TIMEOUT = 30.0         # /api/delete of a refused blob
+VERIFY_TIMEOUT = 600.0        # a non-streaming pull of a present blob: upstream hashes it
+PULL_TIMEOUT = 6 * 3600.0     # a streaming pull: a multi-GB download, start to end
+PULL_IDLE = 300.0             # ... with no byte for this long counting as a dead stream
 
 
 class PullError(Exception):
@@ -72,14 +79,15 @@ class Progress:
         rate = done / elapsed
         percent = 100 * done / total if total else 0
         eta = (total - done) / rate if rate > 0 and total else 0
-        return (f"pulling {digest[:19]}: {percent:5.1f}% {_size(done)}/{_size(total)} "
+        return (f"pulling {shown(digest[:19])}: {percent:5.1f}% {_size(done)}/{_size(total)} "
                 f"{_size(rate)}/s ETA {int(eta) // 60}:{int(eta) % 60:02d}")
 
     def update(self, event: dict[str, Any]) -> None:
-        """Show one NDJSON event of /api/pull."""
+        """Show one NDJSON event of /api/pull (the server's text escaped, its figures
+        used only when they are sizes: 0 <= completed <= total < 2**63)."""
         status = str(event.get("status", ""))
         total, done = event.get("total"), event.get("completed")
-        if status == "pulling" and isinstance(total, int) and isinstance(done, int):
+        if status == "pulling" and isinstance(total, int) and isinstance(done, int) and 0 <= done <= total < 2 ** 63:
             text = self.line(done, total, str(event.get("digest", "")))
             if self.tty:
                 width = 30
@@ -95,7 +103,7 @@ class Progress:
             return
         if status and status != self.last_status:
             self.last_status = status
-            self.out.write(("\r\x1b[K" if self.tty else "") + status + "\n")
+            self.out.write(("\r\x1b[K" if self.tty else "") + shown(status) + "\n")
             self.out.flush()
 
 
@@ -122,28 +130,6 @@ def where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _resolve(host: str, port: int, timeout: float) -> list[tuple]:
-    """getaddrinfo bounded in time (it has no timeout of its own); raises OSError."""
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as err:
-            result["error"] = err
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if "infos" in result:
-        return result["infos"]
-    err = result.get("error")
-    if isinstance(err, socket.gaierror):
-        raise OSError(f"cannot resolve {host}: {err.strerror}")
-    if err is not None:
-        raise OSError(f"cannot resolve {host}: {err}")
-    raise OSError(f"cannot resolve {host}: no answer within {timeout:g} s")
-
-
 def library_reachable(host: str, port: int, timeout: float = 5.0) -> str | None:
     """Does the model library answer HTTPS? None, or the problem in a few words.
 
@@ -156,7 +142,7 @@ def library_reachable(host: str, port: int, timeout: float = 5.0) -> str | None:
     """
     deadline = time.monotonic() + timeout
     try:
-        infos = _resolve(host, port, timeout)
+        infos = httpclient.resolve(host, port, timeout)
     except OSError as err:
         return str(err)
     problem = f"cannot connect to {where(host, port)}"
@@ -208,67 +194,63 @@ def _tls_problem(sock: socket.socket, host: str, port: int, left: float, timeout
         sock.close()
 
 
-def _present(session: Any, url: str, timeout: float) -> set[str]:
+def _present(host: str, port: int, timeout: float) -> set[str]:
     """Names of the models whose blob the server has (``/api/tags``); an
     empty set when it cannot tell. Raises nothing."""
-    import requests
-
     try:
-        models = session.get(f"{url}/api/tags", timeout=timeout).json().get("models", [])
-        return {str(m.get("name")) for m in models if isinstance(m, dict)}
-    except (requests.RequestException, ValueError, AttributeError):
+        _status, body = api.get_json(host, port, "/api/tags", timeout)
+    except OSError:
         return set()
+    models = body.get("models") if isinstance(body, dict) else None
+    return {str(m.get("name")) for m in models if isinstance(m, dict)} if isinstance(models, list) else set()
 
 
 HASH_FAILURES = ("bad hash", "hash verification failed")  # 5.1's text, 5.3's and 5.4's
 
 
-def _delete(session: Any, url: str, model: str, timeout: float) -> bool:
+def _delete(host: str, port: int, model: str, timeout: float = DELETE_TIMEOUT) -> bool:
     """Have the server delete the blob of ``model`` (it runs as the user that
     owns the blob tree; nothing here writes there). True when it did."""
-    import requests
-
     try:
-        return session.delete(f"{url}/api/delete", json={"model": model}, timeout=timeout).status_code == 200
-    except requests.RequestException:
+        return httpclient.request(host, port, "DELETE", "/api/delete", {"model": model}, timeout).status == 200
+    except OSError:
         return False
 
 
-def _answers(session: Any, url: str, timeout: float) -> bool:
-    """Does /api/version answer right now?"""
-    import requests
-
+def _answers(host: str, port: int, timeout: float = ANSWERS_TIMEOUT) -> bool:
+    """Does /api/version answer right now (within ``timeout`` seconds)?"""
     try:
-        return session.get(f"{url}/api/version", timeout=timeout).status_code == 200
-    except requests.RequestException:
+        return httpclient.request(host, port, "GET", "/api/version", None, timeout).status == 200
+    except OSError:
         return False
 
 
-def _verify_present(session: Any, url: str, model: str, progress: Progress, library: str) -> None:
+def _verify_present(host: str, port: int, model: str, progress: Progress, library: str) -> None:
     """Have the server check the present blob of ``model`` (a non-streaming
-    pull: upstream hashes it and downloads nothing). Raises PullError when
-    the server does not answer success; a blob that failed the hash check
-    (upstream 5.1 leaves it in place) is deleted through the API."""
-    import requests
-
+    pull, at most VERIFY_TIMEOUT: upstream hashes it and downloads nothing).
+    Raises PullError when the server does not answer success; a blob that
+    failed the hash check (upstream 5.1 leaves it in place) is deleted
+    through the API."""
     progress.update({"status": "verifying sha256 digest"})
     try:
-        reply = session.post(f"{url}/api/pull", json={"model": model, "stream": False}, timeout=(5, 600))
-        answer = reply.json() if reply.headers.get("Content-Type", "").startswith("application/json") else {}
-        text = reply.text
-    except (requests.RequestException, ValueError):
+        reply = httpclient.request(host, port, "POST", "/api/pull", {"model": model, "stream": False},
+                                   VERIFY_TIMEOUT)
+        text = reply.body.decode("utf-8", "replace")
+        answer = (untrusted.loads(reply.body, httpclient.BODY_CAP)
+                  if reply.headers.get("content-type", "").startswith("application/json") else {})
+    except (OSError, ValueError):
         answer, text = None, ""
     if isinstance(answer, dict) and answer.get("status") == "success":
         progress.update(answer)
         return
-    detail = (answer.get("error") if isinstance(answer, dict) and answer.get("error")
-              else _oatpp_error(text) or "no success")
-    if any(failure in str(detail) for failure in HASH_FAILURES):
-        deleted = _delete(session, url, model, 30)
-        raise PullError(f"the blob of {model} fails its sha256 check ({detail}) after a download from "
-                        f"library {library}: the library serves another file than the manifest names"
+    detail = str(answer.get("error") if isinstance(answer, dict) and answer.get("error")
+                 else _oatpp_error(text) or "no success")
+    if any(failure in detail for failure in HASH_FAILURES):
+        deleted = _delete(host, port, model)
+        raise PullError(f"the blob of {shown(model)} fails its sha256 check ({shown(detail)}) after a download "
+                        f"from library {library}: the library serves another file than the manifest names"
                         f"{'; the server deleted it' if deleted else ''}")
-    raise PullError(f"the server could not verify the present blob of {model} ({detail}); "
+    raise PullError(f"the server could not verify the present blob of {shown(model)} ({shown(detail)}); "
                     "journalctl -u hailo-ollama.service -n 50")
 
 
@@ -280,91 +262,102 @@ def _oatpp_error(text: str) -> str:
     return ""
 
 
-def _after_crash(session: Any, url: str, model: str, library: str, wait: float) -> PullError:
+def _after_crash(host: str, port: int, model: str, library: str, wait: float) -> PullError:
     """The server died during a streaming pull (upstream 5.1 aborts on every
     failed download). Wait for systemd to restart it, have it delete what
     the failed download left as the model's blob, and say what happened."""
     deadline = time.monotonic() + wait
-    while not _answers(session, url, 2):
+    url = httpclient.url(host, port)
+    while not _answers(host, port):
         if time.monotonic() >= deadline:
-            return PullError(f"the server stopped during the pull of {model} from library {library} and has "
-                             f"not answered again within {wait:g} s: systemctl status hailo-ollama.service; "
+            return PullError(f"the server stopped during the pull of {shown(model)} from library {library} and "
+                             f"has not answered again within {wait:g} s: systemctl status hailo-ollama.service; "
                              "why: journalctl -u hailo-ollama.service -n 50")
         time.sleep(0.5)
     left = ""
-    if model in _present(session, url, 5):
-        left = ("; the server deleted the blob the failed download left" if _delete(session, url, model, 30)
+    if model in _present(host, port, SMALL_TIMEOUT):
+        left = ("; the server deleted the blob the failed download left" if _delete(host, port, model)
                 else "; the blob the failed download left is still listed: delete the model "
-                     f"(curl -X DELETE {url}/api/delete -d '{{\"model\": \"{model}\"}}')")
-    return PullError(f"the pull of {model} from library {library} failed and the server restarted (upstream 5.1 "
-                     "stops when a download fails: a blob whose sha256 does not match the manifest, a library "
+                     f"(curl -X DELETE {url}/api/delete -d '{{\"model\": \"{shown(model)}\"}}')")
+    return PullError(f"the pull of {shown(model)} from library {library} failed and the server restarted (upstream "
+                     "5.1 stops when a download fails: a blob whose sha256 does not match the manifest, a library "
                      f"that is not HTTPS, a full disk){left}; why: journalctl -u hailo-ollama.service -n 50")
+
+
+def _names(listed: list[str], most: int = 30) -> str:
+    """The server's model names, escaped, sorted, at most ``most`` of them."""
+    names = sorted(shown(name, 80) for name in listed)
+    return ", ".join(names[:most]) + (f" (and {len(names) - most} more)" if len(names) > most else "")
 
 
 def pull(values: dict[str, Value], model: str, progress: Progress,
          reachable: Callable[[str, int], str | None] | None = None,
-         connect_timeout: float = 5.0, version: Callable[[], str | None] = upstream_version,
+         connect_timeout: float = SMALL_TIMEOUT, version: Callable[[], str | None] = upstream_version,
          restart_wait: float = 60.0) -> None:
     """Pull ``model`` through the configured server, reporting progress.
 
     Raises PullError for an API that is down, an unknown model, an
     unreachable library or a failed download; KeyboardInterrupt closes the
-    connection (the server finishes or drops the download on its own).
+    connection at once (upstream 5.1.1 then aborts, as seen on the real
+    build, and systemd restarts it; a later pull checks or redoes the blob).
     ``reachable`` probes the library (default: library_reachable),
     ``version`` tells the upstream version (which library port applies),
-    ``restart_wait`` bounds the wait for a server that died mid-pull.
+    ``connect_timeout`` bounds each small request (the model lists),
+    ``restart_wait`` bounds the wait for a server that died mid-pull. The
+    streaming pull itself ends after PULL_TIMEOUT, or PULL_IDLE without a byte.
     """
-    import requests
-
-    session = api.local_session()
+    host, port = api.address(values)
     url = api.base_url(values)
     try:
-        listed = session.get(f"{url}/hailo/v1/list", timeout=connect_timeout).json().get("models", [])
-    except requests.RequestException:
-        raise PullError(f"the API at {url} does not answer; check: systemctl status hailo-ollama.service") from None
-    except (ValueError, AttributeError):
-        listed = []
+        _status, body = api.get_json(host, port, "/hailo/v1/list", connect_timeout)
+    except HttpError as err:
+        why = "" if err.kind == "connect" else f" properly ({err.reason})"
+        raise PullError(f"the API at {url} does not answer{why}; check: systemctl status hailo-ollama.service") \
+            from None
+    models = body.get("models") if isinstance(body, dict) else None
+    listed = [name for name in models if isinstance(name, str)] if isinstance(models, list) else []
     if listed and model not in listed:
-        raise PullError(f"unknown model {model!r}; available: {', '.join(sorted(listed))}")
-    host, port = library_address(values, version())
-    library = where(host, port)
-    if model in _present(session, url, connect_timeout):
+        raise PullError(f"unknown model '{shown(model)}'; available: {_names(listed)}")
+    host_l, port_l = library_address(values, version())
+    library = where(host_l, port_l)
+    if model in _present(host, port, connect_timeout):
         progress.update({"status": f"{model} is present: the server checks its sha256"})
-        _verify_present(session, url, model, progress, library)
+        _verify_present(host, port, model, progress, library)
         return
-    problem = (reachable or library_reachable)(host, port)
+    problem = (reachable or library_reachable)(host_l, port_l)
     if problem:
         raise PullError(f"the model library is unreachable: {library} ({problem}); check the network, or "
                         "library.host/library.port: hailo-ollama-service config")
     progress.update({"status": f"downloading {model} from library {library}"})
     success, seen = False, False
     try:
-        with session.post(f"{url}/api/pull", json={"model": model, "stream": True}, stream=True,
-                           timeout=(connect_timeout, 300)) as reply:
-            if reply.status_code == 404:
-                raise PullError(f"unknown model {model!r} (the server answered 404)")
-            if reply.status_code != 200:
-                raise PullError(f"the server refused the pull: HTTP {reply.status_code} {reply.text.strip()[:200]}")
-            for raw in reply.iter_lines():
-                if not raw.strip():
-                    continue
+        with httpclient.stream(host, port, "POST", "/api/pull", {"model": model, "stream": True},
+                               PULL_TIMEOUT, PULL_IDLE) as reply:
+            if reply.status == 404:
+                raise PullError(f"unknown model '{shown(model)}' (the server answered 404)")
+            if reply.status != 200:
+                raise PullError(f"the server refused the pull: HTTP {reply.status} {reply.excerpt()}")
+            for raw in reply.lines():
                 try:
-                    event = json.loads(raw)
+                    event = untrusted.loads(raw, httpclient.LINE_CAP)
                 except ValueError:
                     continue
+                if not isinstance(event, dict):
+                    continue
                 if "error" in event:
-                    raise PullError(f"the pull of {model} from library {library} failed: {event['error']}")
+                    raise PullError(f"the pull of {shown(model)} from library {library} failed: "
+                                    f"{shown(event['error'])}")
                 progress.update(event)
                 seen = True
                 success = success or event.get("status") == "success"
-    except requests.RequestException as err:
-        if not _answers(session, url, 2):
-            raise _after_crash(session, url, model, library, restart_wait) from None
-        if seen and not success and model in _present(session, url, connect_timeout):
-            _verify_present(session, url, model, progress, library)  # the stream's end was cut (5.1.1)
+    except HttpError as err:
+        if not _answers(host, port):
+            raise _after_crash(host, port, model, library, restart_wait) from None
+        if seen and not success and model in _present(host, port, connect_timeout):
+            _verify_present(host, port, model, progress, library)  # the stream's end was cut (5.1.1)
             return
-        raise PullError(f"the connection to {url} broke during the pull ({type(err).__name__}); "
+        raise PullError(f"the connection to {url} broke during the pull ({err.reason}); "
                         "journalctl -u hailo-ollama.service -n 50") from None
     if not success:
-        raise PullError(f"the pull of {model} from library {library} ended without success; "
+        raise PullError(f"the pull of {shown(model)} from library {library} ended without success; "
                         "journalctl -u hailo-ollama.service -n 50")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from hailo_ollama_service import api
+from hailo_ollama_service import api, httpclient, untrusted
 from hailo_ollama_service.schema import Value
+from hailo_ollama_service.untrusted import shown
 
-PULL_TIMEOUT = 3600.0
-CHAT_TIMEOUT = 180.0
+READY_TIMEOUT = 120.0   # wait for the API after a (re)start
+TAGS_TIMEOUT = 10.0
+PULL_TIMEOUT = 3600.0   # the whole non-streaming pull: it answers once the download is done
+CHAT_TIMEOUT = 180.0    # the whole first chat: the model load (30-60 s on a Pi) and a short answer
 
 
 def run(values: dict[str, Value], log: Callable[[str], None]) -> int:
@@ -20,42 +23,43 @@ def run(values: dict[str, Value], log: Callable[[str], None]) -> int:
 
     Takes the effective settings and a logging callback; returns 0 always
     (problems are logged, the service keeps working without the warm-up).
+    Every request has a total deadline (the constants above) and a byte cap.
     """
     model = str(values["warmup.model"])
     if not model:
         log("warmup: no warmup.model set; nothing to do")
         return 0
-    import requests
-
-    session = api.local_session()
+    host, port = api.address(values)
     url = api.base_url(values)
-    host = api.client_host(str(values["server.host"]))
-    if api.wait_ready(host, int(values["server.port"]), 120.0) is None:
+    if api.wait_ready(host, port, READY_TIMEOUT) is None:
         log(f"warmup: {url} does not answer; skipped")
         return 0
     try:
-        tags = session.get(f"{url}/api/tags", timeout=10).json().get("models", [])
-        if any(m.get("name") == model for m in tags if isinstance(m, dict)):
+        _status, tags = api.get_json(host, port, "/api/tags", TAGS_TIMEOUT)
+        models = tags.get("models") if isinstance(tags, dict) else None
+        if isinstance(models, list) and any(isinstance(m, dict) and m.get("name") == model for m in models):
             log(f"warmup: {model} is already present")
         else:
             log(f"warmup: pulling {model} (this can take a while)")
             # Non-streaming: a streaming pull whose library is unreachable
             # kills upstream 5.1, a non-streaming one answers 500.
-            reply = session.post(f"{url}/api/pull", json={"model": model, "stream": False},
-                                  timeout=PULL_TIMEOUT)
-            body = reply.json() if reply.content else {}
-            if reply.status_code != 200 or body.get("status") != "success":
-                log(f"warmup: pull of {model} failed: HTTP {reply.status_code} {reply.text.strip()[:200]}")
+            reply = httpclient.request(host, port, "POST", "/api/pull", {"model": model, "stream": False},
+                                       PULL_TIMEOUT)
+            try:
+                body = untrusted.loads(reply.body, httpclient.BODY_CAP) if reply.body else {}
+            except ValueError:
+                body = {}
+            if reply.status != 200 or not isinstance(body, dict) or body.get("status") != "success":
+                log(f"warmup: pull of {shown(model)} failed: HTTP {reply.status} {shown(reply.body.strip())}")
                 return 0
             log(f"warmup: pulled {model}")
-        reply = session.post(f"{url}/api/chat", timeout=CHAT_TIMEOUT, json={
-            "model": model, "stream": False,
-            "messages": [{"role": "user", "content": "Hi"}]})
-        if reply.status_code == 200:
+        reply = httpclient.request(host, port, "POST", "/api/chat", {
+            "model": model, "stream": False, "messages": [{"role": "user", "content": "Hi"}]}, CHAT_TIMEOUT)
+        if reply.status == 200:
             log(f"warmup: {model} is loaded")
         else:
-            log(f"warmup: loading {model} failed: HTTP {reply.status_code} {reply.text.strip()[:200]}")
-            api.unload_after_failed_load(session, url, model)
-    except (requests.RequestException, ValueError) as err:
-        log(f"warmup: {type(err).__name__}: {err}")
+            log(f"warmup: loading {shown(model)} failed: HTTP {reply.status} {shown(reply.body.strip())}")
+            api.unload(host, port, model)
+    except OSError as err:
+        log(f"warmup: {err}")
     return 0

@@ -133,10 +133,10 @@ def test_the_control_fields_follow_the_design(fields):
     assert fields["Maintainer"]
 
 
-def test_depends_names_upstream_yaml_requests_ucf_debconf_and_a_sysusers_provider(fields):
+def test_depends_names_upstream_yaml_ucf_debconf_and_a_sysusers_provider(fields):
     depends = [alt.strip() for alt in fields["Depends"].split(",")]
     names = {re.split(r"[ (]", alt)[0] for alt in depends}
-    for needed in ("hailo-gen-ai-model-zoo", "python3-yaml", "python3-requests", "ucf"):
+    for needed in ("hailo-gen-ai-model-zoo", "python3-yaml", "ucf"):
         assert needed in names, needed
     assert any(alt.startswith("debconf") for alt in depends)
     assert any("systemd-sysusers" in alt or alt.startswith("systemd ") or alt == "systemd"
@@ -153,8 +153,7 @@ def test_the_source_control_declares_a_rootless_native_debhelper_13_build():
     assert "Rules-Requires-Root: no" in control
     assert "Standards-Version: 4.6.2" in control
     assert "debhelper-compat (= 13)" in control
-    for dep in ("dh-python", "python3-all", "python3-setuptools", "python3-yaml", "python3-requests",
-                "python3-pytest", "po-debconf"):
+    for dep in ("dh-python", "python3-all", "python3-setuptools", "python3-yaml", "python3-pytest", "po-debconf"):
         assert re.search(rf"\b{re.escape(dep)}\b", control), dep
     assert (DEBIAN / "source" / "format").read_text().strip() == "3.0 (native)"
 

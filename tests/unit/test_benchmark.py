@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
-from hailo_ollama_service import benchmark, pull
+from hailo_ollama_service import api, benchmark, pull
+from hostile import Hostile, drip, ndjson, reply
 
 
 def pulled(server, model="qwen2:1.5b"):
@@ -40,7 +42,7 @@ def test_bench_without_a_device_reports_the_servers_error(standin):
 
 def test_tokens_per_second_come_from_eval_count_when_the_server_gives_it(standin_with_device):
     pulled(standin_with_device)
-    run = benchmark.one_run(f"http://127.0.0.1:{standin_with_device.port}", "qwen2:1.5b")
+    run = benchmark.one_run("127.0.0.1", standin_with_device.port, "qwen2:1.5b")
     assert run.first_token >= 0 and run.tokens_per_second > 0
     assert run.from_server
 
@@ -51,10 +53,52 @@ def test_bench_of_a_model_not_pulled_says_to_pull_it(standin_with_device):
 
 
 def test_the_first_run_is_cold_because_the_model_is_unloaded_first(standin_with_device):
-    import requests
     pulled(standin_with_device)
-    url = f"http://127.0.0.1:{standin_with_device.port}"
-    requests.post(f"{url}/api/generate", json={"model": "qwen2:1.5b", "keep_alive": -1}, timeout=10)
-    assert requests.get(f"{url}/api/ps", timeout=5).json()["models"]
-    benchmark.unload(url, "qwen2:1.5b")
-    assert requests.get(f"{url}/api/ps", timeout=5).json() == {"models": []}
+    port = standin_with_device.port
+    api.post_json("127.0.0.1", port, "/api/generate", {"model": "qwen2:1.5b", "keep_alive": -1}, 10)
+    assert api.get_json("127.0.0.1", port, "/api/ps", 5)[1]["models"]
+    benchmark.unload("127.0.0.1", port, "qwen2:1.5b")
+    assert api.get_json("127.0.0.1", port, "/api/ps", 5) == (200, {"models": []})
+
+
+@pytest.fixture
+def hostile():
+    """Start a Hostile server with the given routes; closed after the test."""
+    started = []
+
+    def start(routes):
+        started.append(Hostile(routes))
+        return started[-1]
+    yield start
+    for server in started:
+        server.close()
+
+
+def test_a_generation_that_drips_ends_at_the_run_deadline_in_one_line(hostile):
+    events = b"".join(b'{"response":"x"}\n' for _ in range(1000))
+    server = hostile({"POST /api/generate": drip(b"HTTP/1.1 200 OK\r\n\r\n" + events, 0.02)})
+    start = time.monotonic()
+    with pytest.raises(benchmark.BenchError) as caught:
+        benchmark.one_run("127.0.0.1", server.port, "qwen2:1.5b", timeout=0.4, idle=0.2)
+    assert time.monotonic() - start < 1.2
+    assert str(caught.value) == f"http://127.0.0.1:{server.port}/api/generate: no complete answer within 0.4 s"
+
+
+def test_the_servers_error_and_model_names_are_escaped_before_they_are_printed(hostile):
+    evil = "qwen2:1.5b\x1b]0;owned\x07"
+    server = hostile({"/api/tags": reply(200, {"models": [{"name": evil}]}),
+                      "POST /api/generate": ndjson([{"error": "model not found\x1b[2J"}])})
+    with pytest.raises(benchmark.BenchError) as caught:
+        benchmark.bench({"server.host": "127.0.0.1", "server.port": server.port, "warmup.model": ""}, "", 1,
+                        lambda: None, lambda _line: None)
+    message = str(caught.value)
+    assert "\x1b" not in message
+    assert message == ("generate failed: model not found\\x1b[2J; pull it first: hailo-ollama-service pull "
+                       "qwen2:1.5b\\x1b]0;owned\\x07")
+
+
+def test_absurd_counts_from_the_server_do_not_break_the_figures(hostile):
+    server = hostile({"POST /api/generate": ndjson([{"response": "a"}, {"response": "b"},
+                                                    {"done": True, "eval_count": 10 ** 400, "eval_duration": 1}])})
+    run = benchmark.one_run("127.0.0.1", server.port, "m")
+    assert run.tokens_per_second >= 0 and not run.from_server

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import os
 import socket
+import time
 
-from hailo_ollama_service import keepwarm, pull
+from hailo_ollama_service import api, keepwarm, pull
 from hailo_ollama_service.schema import DEFAULTS
 
 
@@ -20,8 +21,7 @@ def pulled(server, model="qwen2:1.5b"):
 
 
 def loaded(server) -> list:
-    import requests
-    return requests.get(f"http://127.0.0.1:{server.port}/api/ps", timeout=5).json()["models"]
+    return api.get_json("127.0.0.1", server.port, "/api/ps", 5)[1]["models"]
 
 
 def test_with_the_setting_off_nothing_is_asked(fake_api, tmp_path):
@@ -91,3 +91,36 @@ def test_a_fifo_or_a_link_as_the_state_file_neither_blocks_nor_is_followed(fake_
     (tmp_path / "elsewhere").write_text('{"failed_at": 1e12}')
     (tmp_path / "state").symlink_to(tmp_path / "elsewhere")
     assert keepwarm.read_state(tmp_path / "state") == {}
+
+
+def test_a_load_that_drips_past_its_deadline_is_logged_as_busy(monkeypatch, tmp_path):
+    from hostile import Hostile, drip, reply
+    monkeypatch.setattr(keepwarm, "LOAD_TIMEOUT", 0.4)
+    server = Hostile({"/api/version": reply(200, {"version": "0.5.1"}),
+                      "/api/tags": reply(200, {"models": [{"name": "qwen2:1.5b"}]}),
+                      "POST /api/generate": drip(reply(200, {"done": True}) + b" " * 1000, 0.05)})
+    try:
+        lines = []
+        start = time.monotonic()
+        assert keepwarm.run(values(server.port), lines.append, tmp_path / "state") == 0
+        assert time.monotonic() - start < 1.5
+        assert lines == [f"keep-warm: http://127.0.0.1:{server.port} was busy for over 0.4 s (a long generation?); "
+                         "trying again at the next run"]
+    finally:
+        server.close()
+
+
+def test_a_failed_load_shows_the_servers_answer_escaped(tmp_path):
+    from hostile import Hostile, reply
+    server = Hostile({"/api/version": reply(200, {"version": "0.5.1"}),
+                      "/api/tags": reply(200, {"models": [{"name": "qwen2:1.5b"}]}),
+                      "POST /api/generate": reply(500, b"\x1b[31mHAILO_OUT_OF_PHYSICAL_DEVICES\x1b[0m" * 50,
+                                                  "text/plain")})
+    try:
+        lines = []
+        keepwarm.run(values(server.port), lines.append, tmp_path / "state")
+        assert lines[0].startswith("keep-warm: loading qwen2:1.5b failed: HTTP 500 "
+                                   "\\x1b[31mHAILO_OUT_OF_PHYSICAL_DEVICES\\x1b[0m")
+        assert "\x1b" not in lines[0] and len(lines[0]) < 400
+    finally:
+        server.close()

@@ -119,7 +119,10 @@ def test_an_error_status_is_not_taken_for_ready_even_with_a_version_body():
 
 @pytest.mark.parametrize("body, found", [(b'{"version":"0.5.1"}', "0.5.1"), (b'{ "version" : "1.2" }', "1.2"),
                                          (b'{"version":5}', None), (b"hailo-ollama is running", None),
-                                         (b'{"version":"a\\"b"}', None)])
+                                         (b'{"version":"a\\"b"}', 'a"b'),
+                                         (b'{"version":"0.5.1\\u001B[2J"}', "0.5.1\x1b[2J"), (b'{"version":"a\\x"}', None),
+                                         (b'{"version":"0.5.1', None), (b'{"version":"%s"}' % (b"9" * 64), "9" * 64),
+                                         (b'{"version":"%s"}' % (b"9" * 65), None)])
 def test_the_version_is_read_from_the_answer_or_nothing_is(body, found):
     assert probe._version_of(body) == found
 
@@ -166,6 +169,19 @@ def test_report_wait_prints_the_url_unless_quiet(server, capsys):
     assert capsys.readouterr().out == f"http://127.0.0.1:{server} answers (version 0.5.1)\n"
     assert probe.report_wait("127.0.0.1", server, 5, None, True) == 0
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("body", [b'{"version":"0.5.1\x1b]0;owned\x07\x1b[2J"}',
+                                  b'{"version":"0.5.1\\u001B]0;owned\\u0007\\u001b[2J"}'], ids=["raw", "json-escaped"])
+def test_report_wait_escapes_a_version_with_control_characters(capsys, body):
+    from hostile import Hostile, reply
+    server = Hostile({"/api/version": reply(200, body)})
+    try:
+        assert probe.report_wait("127.0.0.1", server.port, 5, None, False) == 0
+    finally:
+        server.close()
+    assert capsys.readouterr().out == (f"http://127.0.0.1:{server.port} answers "
+                                       "(version 0.5.1\\x1b]0;owned\\x07\\x1b[2J)\n")
 
 
 def test_mainpid_is_taken_from_the_environment_only_when_it_is_a_pid():

@@ -89,19 +89,111 @@ def test_the_terminal_bar_redraws_one_line_with_rate_and_eta():
     assert "\n" not in text
 
 
-def test_an_interrupted_pull_leaves_the_server_healthy(standin):
+def test_an_interrupted_pull_closes_its_connection_at_once():
+    # Upstream 5.1.1 aborts when the client of a streaming pull goes (seen on
+    # the real build); systemd restarts it. The client must not linger either.
+    from hostile import NDJSON_HEAD, Hostile, chunk, reply
+    closed = threading.Event()
+
+    def stream(conn):
+        conn.send(NDJSON_HEAD + chunk(b'{"status":"pulling","digest":"d","total":10,"completed":1}\r\n'))
+        if conn.gone(3):
+            closed.set()
+    server = Hostile({"/hailo/v1/list": reply(200, {"models": ["m:1"]}), "/api/tags": reply(200, {"models": []}),
+                      "POST /api/pull": stream})
+
     class Stop(Progress):
         def update(self, event):
             if event.get("status") == "pulling":
                 raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        pull.pull(standin.values(), "llama3.2:3b", Stop(io.StringIO(), False), reachable=reachable)
-    import time
-    from hailo_ollama_service import api
-    time.sleep(0.5)
-    assert standin.alive()
-    assert api.version("127.0.0.1", standin.port) == "0.5.1"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pull.pull(dict(DEFAULTS, **{"server.host": "127.0.0.1", "server.port": server.port}), "m:1",
+                      Stop(io.StringIO(), False), reachable=reachable)
+        assert closed.wait(1)
+    finally:
+        server.close()
 
+
+# ---------------------------------------------------------------- a hostile server
+@pytest.fixture
+def hostile_api():
+    """A Hostile server that lists model m:1 (not pulled) and answers /api/version; ``routes``
+    add or replace answers. Closed after the test."""
+    from hostile import Hostile, reply
+    started = []
+
+    def start(routes):
+        base = {"/hailo/v1/list": reply(200, {"models": ["m:1"]}), "/api/tags": reply(200, {"models": []}),
+                "/api/version": reply(200, {"version": "0.5.1"})}
+        started.append(Hostile({**base, **routes}))
+        return dict(DEFAULTS, **{"server.host": "127.0.0.1", "server.port": started[-1].port})
+    yield start
+    for server in started:
+        server.close()
+
+
+def test_a_pull_stream_that_goes_silent_ends_at_the_idle_timeout(hostile_api, monkeypatch):
+    from hostile import ndjson, silence
+    monkeypatch.setattr(pull, "PULL_IDLE", 0.2)
+    values = hostile_api({"POST /api/pull": ndjson([{"status": "pulling", "digest": "d", "total": 10,
+                                                     "completed": 1}], end=False, then=silence)})
+    start = time.monotonic()
+    with pytest.raises(PullError) as caught:
+        pull.pull(values, "m:1", Progress(io.StringIO(), False), reachable=reachable)
+    assert time.monotonic() - start < 2
+    assert str(caught.value) == (f"the connection to http://127.0.0.1:{values['server.port']} broke during the "
+                                 "pull (no data for 0.2 s); journalctl -u hailo-ollama.service -n 50")
+
+
+def test_a_pull_stream_that_never_ends_stops_at_the_pull_deadline(hostile_api, monkeypatch):
+    from hostile import ndjson
+    monkeypatch.setattr(pull, "PULL_TIMEOUT", 0.5)
+    events = ({"status": "pulling", "digest": "d", "total": 10 ** 6, "completed": n} for n in range(10 ** 6))
+    values = hostile_api({"POST /api/pull": ndjson(events, pause=0.02)})
+    start = time.monotonic()
+    with pytest.raises(PullError, match=r"broke during the pull \(no complete answer within 0.5 s\)"):
+        pull.pull(values, "m:1", Progress(io.StringIO(), False), reachable=reachable)
+    assert time.monotonic() - start < 2
+
+
+def test_a_model_list_that_drips_is_a_server_that_does_not_answer(hostile_api):
+    from hostile import drip, reply
+    values = hostile_api({"/hailo/v1/list": drip(reply(200, {"models": ["m:1"]}), 0.05)})
+    start = time.monotonic()
+    with pytest.raises(PullError) as caught:
+        pull.pull(values, "m:1", Progress(io.StringIO(), False), reachable=reachable, connect_timeout=0.3)
+    assert str(caught.value) == (f"the API at http://127.0.0.1:{values['server.port']} does not answer properly "
+                                 "(no complete answer within 0.3 s); check: systemctl status hailo-ollama.service")
+    assert time.monotonic() - start < 1.5
+
+
+def test_the_servers_status_lines_and_errors_are_escaped(hostile_api):
+    from hostile import ndjson
+    values = hostile_api({"POST /api/pull": ndjson([
+        {"status": "pulling", "digest": "\x1b[2Jsha256_0", "total": 4, "completed": 1},
+        {"status": "pulling", "digest": "d", "total": 4, "completed": 10 ** 400},
+        {"status": "verifying \x1b]0;owned\x07"}, [1, 2], "text",
+        {"error": "bad hash\x1b[31m\u202e"}])})
+    out = io.StringIO()
+    with pytest.raises(PullError) as caught:
+        pull.pull(values, "m:1", Progress(out, tty=False), reachable=reachable)
+    assert "\x1b" not in out.getvalue() and "\x1b" not in str(caught.value)
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith("pulling \\x1b[2Jsha256_0:  25.0% ")
+    assert lines[2:] == ["pulling", "verifying \\x1b]0;owned\\x07"]
+    assert str(caught.value).endswith("failed: bad hash\\x1b[31m\\u202e")
+
+
+def test_model_names_from_the_server_are_escaped_and_their_list_bounded(hostile_api):
+    from hostile import reply
+    names = [f"evil{n}\x1b[2J:1" for n in range(100)]
+    values = hostile_api({"/hailo/v1/list": reply(200, {"models": names})})
+    with pytest.raises(PullError) as caught:
+        pull.pull(values, "qwen9\x1b:1b", Progress(io.StringIO(), False), reachable=reachable)
+    message = str(caught.value)
+    assert "\x1b" not in message and message.startswith("unknown model 'qwen9\\x1b:1b'; available: evil0\\x1b[2J:1, ")
+    assert message.endswith(" (and 70 more)")
 
 
 # ---------------------------------------------------------------- a library on the LAN

@@ -73,3 +73,28 @@ def test_a_proxy_in_the_environment_is_not_used_for_the_local_server(fake_api, m
     lines = []
     warmup.run(values(fake_api.port, "qwen2:1.5b"), lines.append)
     assert lines[-1] == "warmup: qwen2:1.5b is loaded"
+
+
+def test_an_endless_pull_answer_is_cut_at_its_cap_and_logged_in_one_line():
+    from hostile import Hostile, endless, reply
+    server = Hostile({"/api/version": reply(200, {"version": "0.5.1"}), "/api/tags": reply(200, {"models": []}),
+                      "POST /api/pull": endless(b"HTTP/1.1 200 OK\r\n\r\n", b"\x1b[2J" * 16384)})
+    try:
+        lines = []
+        assert warmup.run(values(server.port, "qwen2:1.5b"), lines.append) == 0
+        assert lines[-1] == f"warmup: http://127.0.0.1:{server.port}/api/pull: answer over 1048576 bytes"
+    finally:
+        server.close()
+
+
+def test_a_failed_pull_shows_the_servers_answer_escaped():
+    from hostile import Hostile, reply
+    server = Hostile({"/api/version": reply(200, {"version": "0.5.1"}), "/api/tags": reply(200, {"models": []}),
+                      "POST /api/pull": reply(500, b"code=500\n  - Can't connect\x1b]0;owned\x07\n", "text/plain")})
+    try:
+        lines = []
+        warmup.run(values(server.port, "qwen2:1.5b"), lines.append)
+        assert lines[-1] == ("warmup: pull of qwen2:1.5b failed: HTTP 500 "
+                             "code=500\\x0a  - Can't connect\\x1b]0;owned\\x07")
+    finally:
+        server.close()
