@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hailo_ollama_service import probe
 from hailo_ollama_service.paths import SERVICE_USER, UNIT
-
-_LISTEN = "0A"
-
 
 @dataclass(frozen=True)
 class Socket:
@@ -54,38 +51,15 @@ class Socket:
         return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
 
 
-def decode_address(hex_addr: str) -> str:
-    """Take /proc/net/tcp's little-endian hex address; return it as text
-    (a v4-mapped IPv6 address as IPv4). Raises ValueError when malformed."""
-    raw = bytes.fromhex(hex_addr)
-    if len(raw) == 4:
-        return socket.inet_ntop(socket.AF_INET, raw[::-1])
-    if len(raw) != 16:
-        raise ValueError(f"not an address: {hex_addr!r}")
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-    if words[:12] == b"\0" * 10 + b"\xff\xff":
-        return socket.inet_ntop(socket.AF_INET, words[12:])
-    return socket.inet_ntop(socket.AF_INET6, words)
-
-
 def listening(port: int, root: Path = Path("/")) -> list[Socket]:
     """Take a TCP port and the root; return every socket listening on it
     (tcp, then tcp6), each with the pids that hold it. Malformed lines are
     skipped; raises nothing."""
     found: list[Socket] = []
-    for family, name in ((4, "tcp"), (6, "tcp6")):
-        try:
-            lines = (root / "proc/net" / name).read_text(encoding="ascii", errors="replace").splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 10 or fields[3] != _LISTEN:
-                continue
+    for address, number, inode, uid, family in probe.tcp_listeners(str(root / "proc/net")):
+        if number == port:
             try:
-                address, number = fields[1].rsplit(":", 1)
-                if int(number, 16) == port:
-                    found.append(Socket(family, decode_address(address), port, int(fields[7]), fields[9]))
+                found.append(Socket(family, probe.decode_address(address), port, uid, inode))
             except ValueError:
                 continue
     if not found:
@@ -181,5 +155,4 @@ def unit_of(cgroup: str) -> str:
     return tail if tail.endswith(".service") else ""
 
 
-__all__ = ["Socket", "listening", "socket_pids", "cgroup_of", "in_unit", "service_uid", "is_ours", "unit_of",
-           "decode_address"]
+__all__ = ["Socket", "listening", "socket_pids", "cgroup_of", "in_unit", "service_uid", "is_ours", "unit_of"]

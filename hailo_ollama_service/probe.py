@@ -120,10 +120,11 @@ def version(host: str, port: int, timeout: float = 2.0) -> str | None:
     return _version_of(body)
 
 
-def tcp_listeners(net: str) -> list[tuple[str, int, str]]:
-    """LISTEN sockets of ``net``/tcp and tcp6: (hex address, port, inode)."""
+def tcp_listeners(net: str) -> list[tuple[str, int, str, int, int]]:
+    """LISTEN sockets of ``net``/tcp, then tcp6: (hex address, port, inode,
+    owner uid, family 4 or 6); malformed lines are skipped."""
     found = []
-    for name in ("tcp", "tcp6"):
+    for family, name in ((4, "tcp"), (6, "tcp6")):
         try:
             with open(os.path.join(net, name), encoding="ascii", errors="replace") as handle:
                 lines = handle.read().splitlines()[1:]
@@ -135,7 +136,7 @@ def tcp_listeners(net: str) -> list[tuple[str, int, str]]:
                 continue
             try:
                 address, port = fields[1].rsplit(":", 1)
-                found.append((address, int(port, 16), fields[9]))
+                found.append((address, int(port, 16), fields[9], int(fields[7]), family))
             except ValueError:
                 continue
     return found
@@ -146,6 +147,8 @@ def decode_address(hex_addr: str) -> str:
     raw = bytes.fromhex(hex_addr)
     if len(raw) == 4:
         return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    if len(raw) != 16:
+        raise ValueError(f"not an address: {hex_addr!r}")
     words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
     if words[:12] == b"\0" * 10 + b"\xff\xff":
         return socket.inet_ntop(socket.AF_INET, words[12:])
@@ -169,7 +172,7 @@ def pid_listeners(pid: int, root: str = "/") -> list[tuple[str, int]]:
             inodes.add(os.readlink(os.path.join(proc, "fd", fd)))
         except OSError:  # closed meanwhile (e.g. the descriptor listdir used)
             continue
-    return [(decode_address(address), port) for address, port, inode in tcp_listeners(os.path.join(proc, "net"))
+    return [(decode_address(address), port) for address, port, inode, _uid, _family in tcp_listeners(os.path.join(proc, "net"))
             if f"socket:[{inode}]" in inodes]
 
 

@@ -48,6 +48,21 @@ def standin_with_device(tmp_path):
     server.stop()
 
 
+@pytest.fixture
+def hostile():
+    """Start Hostile servers (tests/unit/hostile.py) with the given routes:
+    ``hostile(routes)`` returns one; all are closed after the test."""
+    from hostile import Hostile
+    started = []
+
+    def start(routes):
+        started.append(Hostile(routes))
+        return started[-1]
+    yield start
+    for server in started:
+        server.close()
+
+
 @pytest.fixture(autouse=True)
 def _library_probes_stay_on_loopback(monkeypatch):
     """The model library probe (pull, doctor) may reach loopback only: a test

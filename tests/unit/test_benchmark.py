@@ -8,7 +8,7 @@ import time
 import pytest
 
 from hailo_ollama_service import api, benchmark, pull
-from hostile import Hostile, drip, ndjson, reply
+from hostile import drip, ndjson, reply
 
 
 def pulled(server, model="qwen2:1.5b"):
@@ -59,19 +59,6 @@ def test_the_first_run_is_cold_because_the_model_is_unloaded_first(standin_with_
     assert api.get_json("127.0.0.1", port, "/api/ps", 5)[1]["models"]
     benchmark.unload("127.0.0.1", port, "qwen2:1.5b")
     assert api.get_json("127.0.0.1", port, "/api/ps", 5) == (200, {"models": []})
-
-
-@pytest.fixture
-def hostile():
-    """Start a Hostile server with the given routes; closed after the test."""
-    started = []
-
-    def start(routes):
-        started.append(Hostile(routes))
-        return started[-1]
-    yield start
-    for server in started:
-        server.close()
 
 
 def test_a_generation_that_drips_ends_at_the_run_deadline_in_one_line(hostile):

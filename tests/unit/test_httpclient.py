@@ -12,21 +12,8 @@ import pytest
 
 from hailo_ollama_service import api, httpclient
 from hailo_ollama_service.httpclient import HttpError
-from hostile import NDJSON_HEAD, Hostile, chunk, drip, endless, ndjson, reply, silence
+from hostile import NDJSON_HEAD, chunk, drip, endless, ndjson, reply, silence
 from unit_helpers import free_port
-
-
-@pytest.fixture
-def hostile():
-    """Start Hostile servers with the given routes; all closed after the test."""
-    started = []
-
-    def start(routes):
-        started.append(Hostile(routes))
-        return started[-1]
-    yield start
-    for server in started:
-        server.close()
 
 
 def test_a_byte_a_second_answer_ends_at_the_deadline(hostile):
