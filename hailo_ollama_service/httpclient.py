@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Iterator, NamedTuple
 
-from hailo_ollama_service import untrusted
+from hailo_ollama_service import probe, untrusted
 
 HEAD_CAP = 64 * 1024      # status line and headers
 BODY_CAP = 1 << 20        # a whole (JSON) answer
@@ -50,8 +50,8 @@ class Reply(NamedTuple):
 
 
 def url(host: str, port: int, path: str = "") -> str:
-    """``http://host:port`` plus ``path``, an IPv6 address in brackets."""
-    return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
+    """``http://host:port`` plus ``path``, an IPv6 address in brackets (probe.url)."""
+    return probe.url(host, port) + path
 
 
 def resolve(host: str, port: int, timeout: float) -> list[tuple]:
