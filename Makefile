@@ -42,9 +42,9 @@ standin-debs:
 
 ## Regenerate the files derived from the settings schema.
 generate:
-	$(PYTHON) -m hailo_ollama_service.generate conffile > etc/hailo/hailo-ollama.yaml
-	$(PYTHON) -m hailo_ollama_service.generate templates > debian/templates
-	$(PYTHON) -m hailo_ollama_service.generate preseed > examples/preseed.cfg
+	$(PYTHON) -m hailo_ollama_service.config.generate conffile > etc/hailo/hailo-ollama.yaml
+	$(PYTHON) -m hailo_ollama_service.config.generate templates > debian/templates
+	$(PYTHON) -m hailo_ollama_service.config.generate preseed > examples/preseed.cfg
 
 bench:
 	$(PYTHON) bench/render_bench.py

@@ -83,7 +83,9 @@ def test_the_deb_ships_the_units_conffile_sysusers_udev_rule_and_command(content
     for path in ("/etc/hailo/hailo-ollama.yaml",
                  "/usr/lib/sysusers.d/hailo-ollama-service.conf",
                  "/usr/lib/udev/rules.d/50-hailo-ollama-service.rules",
-                 "/usr/lib/python3/dist-packages/hailo_ollama_service/cli.py",
+                 "/usr/lib/python3/dist-packages/hailo_ollama_service/cli/main.py",
+                 "/usr/lib/python3/dist-packages/hailo_ollama_service/root/render.py",
+                 "/usr/lib/python3/dist-packages/hailo_ollama_service/user/serve.py",
                  "/usr/share/doc/hailo-ollama-service/copyright"):
         assert path in contents, path
     assert contents["/usr/bin/hailo-ollama-service"].startswith("-rwx")
@@ -268,7 +270,7 @@ def test_the_server_unit_runs_upstream_as_the_service_user_with_the_seed_environ
                  ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("CapabilityBoundingSet", "")]:
         assert pair in pairs, pair
     # root's render, the only step outside the sandbox; the service user's
-    # model step runs in ExecStart= before it becomes the server (serve.py)
+    # model step runs in ExecStart= before it becomes the server (user/serve.py)
     assert [value for key, value in found if key == "ExecStartPre"] == [
         "+/usr/bin/hailo-ollama-service render --keep-last-good"]
     post = dict(found)["ExecStartPost"]

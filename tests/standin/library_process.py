@@ -1,6 +1,6 @@
 """tests/standin/hailo-ollama-library run on a loopback port, for tests.
 
-Shared by the stand-in's own tests (test_standin.py) and the unit tests
+Shared by the stand-in's own tests (standin_helpers.Library) and the unit tests
 (unit_helpers.Library): HTTPS with a self-signed certificate issued for
 another name (hailo-ollama-standin-library.invalid), serving the blobs of
 the manifests it is given. Its request log is collected in ``lines``.

@@ -8,7 +8,6 @@ See README.md beside this file, "Hostile modes".
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import selectors
@@ -22,13 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-_SPEC = importlib.util.spec_from_file_location("standin_test_helpers", HERE / "test_standin.py")
-assert _SPEC is not None and _SPEC.loader is not None
-_HELPERS = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_HELPERS)
-Layout, Standin, free_port, STANDIN = _HELPERS.Layout, _HELPERS.Standin, _HELPERS.free_port, _HELPERS.STANDIN
+from standin_helpers import STANDIN, Layout, Standin, free_port
 
 MIB = 1 << 20
 VERSION_ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\nContent-Type: application/json\r\n"

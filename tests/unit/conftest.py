@@ -12,7 +12,7 @@ for entry in (str(REPO), str(Path(__file__).resolve().parent)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from hailo_ollama_service.paths import Paths, make_paths  # noqa: E402
+from hailo_ollama_service.config.paths import Paths, make_paths  # noqa: E402
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def _library_probes_stay_on_loopback(monkeypatch):
     """The model library probe (pull, doctor) may reach loopback only: a test
     whose settings name Hailo's library gets "cannot resolve" instead of a
     DNS query and a TLS handshake over the internet."""
-    from hailo_ollama_service import pull
+    from hailo_ollama_service.client import pull
 
     real = pull.library_reachable
 

@@ -166,7 +166,7 @@ class Standin:
 
     def values(self) -> dict:
         """Effective settings pointing at this server."""
-        from hailo_ollama_service.schema import DEFAULTS
+        from hailo_ollama_service.config.schema import DEFAULTS
         return dict(DEFAULTS, **{"server.host": "127.0.0.1", "server.port": self.port})
 
     def alive(self) -> bool:

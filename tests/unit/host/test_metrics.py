@@ -1,0 +1,312 @@
+"""Tests of metrics.py: the exposition format, each probe's value, bounds, and publishing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from unit_helpers import write
+
+from hailo_ollama_service import __version__
+from hailo_ollama_service.host import metrics
+from hailo_ollama_service.root import publish
+from hailo_ollama_service.host.machine import Host
+from hailo_ollama_service.fs.atomic import WriteError
+from hailo_ollama_service.fs.nofollow import Unsafe
+
+SHOW = ("ActiveState=active\nSubState=running\nNRestarts=3\nExecMainStatus=134\nExecMainCode=2\n"
+        "UnitFileState=enabled\nLoadState=loaded")
+
+
+def host(paths, answers=None) -> Host:
+    table = {"dpkg-query -W": (0, "5.1.1-1"), "systemctl show": (0, SHOW), "vcgencmd get_throttled": (127, "")}
+    table.update(answers or {})
+    return Host(paths, run=lambda argv: table.get(" ".join(argv[:2]), (127, "not found")), api_timeout=0.5)
+
+
+def serve_on(paths, port: int) -> None:
+    write(paths.conffile, f"server:\n  host: 127.0.0.1\n  port: {port}\n")
+
+
+def samples(text: str) -> dict[str, float]:
+    """``name{labels}`` -> value of every sample line."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def test_every_family_has_help_and_type_and_labels_are_escaped():
+    fam = metrics.Family("hailo_ollama_x", "gauge", 'say "hi"\\now').add(1, model='a"b\\c\nd')
+    text = metrics.exposition([fam, metrics.Family("hailo_ollama_empty", "gauge", "no samples")])
+    assert text == ('# HELP hailo_ollama_x say "hi"\\\\now\n# TYPE hailo_ollama_x gauge\n'
+                    'hailo_ollama_x{model="a\\"b\\\\c\\nd"} 1\n')
+
+
+def test_promtool_accepts_the_output_of_a_live_server(paths, standin):
+    if not shutil.which("promtool"):
+        if os.environ.get("CI"):
+            pytest.fail("promtool (package prometheus) is needed under CI")
+        pytest.skip("promtool (package prometheus) not installed")
+    serve_on(paths, standin.port)
+    text = metrics.exposition(metrics.collect(host(paths)))
+    done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert done.returncode == 0 and not done.stdout.strip() and not done.stderr.strip(), done.stdout + done.stderr
+
+
+def test_a_live_server_is_up_with_its_models_and_nothing_loaded(paths, standin):
+    serve_on(paths, standin.port)
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_up"] == 1
+    assert found["hailo_ollama_models_available"] == 5 and found["hailo_ollama_models_downloaded"] == 0
+    assert found["hailo_ollama_model_loaded_known"] == 1
+    assert not any(k.startswith("hailo_ollama_model_loaded{") for k in found)
+    build = f'hailo_ollama_build_info{{generation="5.1",upstream_version="5.1.1-1",version="{__version__}"}}'
+    assert found[build] == 1
+
+
+def test_a_stopped_server_is_down_and_its_model_figures_are_left_out(paths):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        serve_on(paths, sock.getsockname()[1])
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_up"] == 0
+    assert "hailo_ollama_models_available" not in found and "hailo_ollama_model_loaded_known" not in found
+
+
+def test_the_units_restarts_are_a_counter_and_its_last_exit_status_a_gauge(paths):
+    text = metrics.exposition(metrics.collect(host(paths)))
+    assert "# TYPE hailo_ollama_unit_restarts_total counter\nhailo_ollama_unit_restarts_total 3\n" in text
+    found = samples(text)
+    assert found["hailo_ollama_unit_last_exit_status"] == 134 and found["hailo_ollama_unit_active"] == 1
+
+
+def test_without_systemd_the_unit_figures_are_left_out(paths):
+    found = samples(metrics.exposition(metrics.collect(host(paths, {"systemctl show": (1, "no bus")}))))
+    assert not any(k.startswith("hailo_ollama_unit_") for k in found)
+
+
+def test_a_refused_edit_flips_settings_valid_to_0(paths):
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_settings_valid"] == 1
+    write(paths.conffile, "server:\n  port: nope\n")
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_settings_valid"] == 0
+
+
+def test_device_present_and_usable_follow_the_node_and_its_mode(paths):
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_device_present"] == 0 and found["hailo_ollama_device_usable"] == 0
+    node = write(paths.root / "dev/hailo0", "")
+    os.chmod(node, 0o666)
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_device_present"] == 1
+    os.chmod(node, 0o600)
+    os.chown(node, 0, 0) if os.geteuid() == 0 else None
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_device_present"] == 1 and found["hailo_ollama_device_usable"] == 0
+
+
+def test_temperature_and_each_throttling_flag_come_from_the_pis_files(paths):
+    write(paths.root / "sys/class/thermal/thermal_zone0/temp", "61234\n")
+    write(paths.root / "sys/devices/platform/soc/soc:firmware/get_throttled", "50005\n")
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_soc_temperature_celsius"] == pytest.approx(61.234)
+    assert found['hailo_ollama_throttled{condition="under-voltage"}'] == 1
+    assert found['hailo_ollama_throttled{condition="throttled"}'] == 1
+    assert found['hailo_ollama_throttled{condition="arm_frequency_capped"}'] == 0
+    assert found['hailo_ollama_throttled{condition="under-voltage_occurred"}'] == 1
+
+
+def test_off_a_pi_temperature_and_throttling_are_left_out(paths):
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert "hailo_ollama_soc_temperature_celsius" not in found
+    assert not any(k.startswith("hailo_ollama_throttled") for k in found)
+
+
+def test_free_bytes_are_those_of_the_models_file_system(paths):
+    paths.models_dir.mkdir(parents=True)
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    info = os.statvfs(paths.models_dir)
+    assert abs(found["hailo_ollama_models_free_bytes"] - info.f_bavail * info.f_frsize) < 64 * 1024 ** 2
+
+
+def test_an_api_that_accepts_and_never_answers_does_not_hang_the_command(paths):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        serve_on(paths, silent.getsockname()[1])
+        start = time.monotonic()
+        found = samples(metrics.exposition(metrics.collect(host(paths))))
+        assert time.monotonic() - start < 10
+    assert found["hailo_ollama_up"] == 0
+
+
+def test_a_generation_in_progress_makes_the_loaded_model_unknown_not_a_wait(paths, fake_api, monkeypatch):
+    serve_on(paths, fake_api.port)
+    calls = []
+
+    def slow_ps(address, port, path, timeout):
+        calls.append((path, timeout))
+        raise socket.timeout("timed out")
+    real = metrics.api.get_json
+    monkeypatch.setattr(metrics.api, "get_json",
+                        lambda a, p, path, t: slow_ps(a, p, path, t) if path == "/api/ps" else real(a, p, path, t))
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_model_loaded_known"] == 0 and calls == [("/api/ps", metrics.PS_TIMEOUT)]
+
+
+@pytest.mark.parametrize("answer", [RecursionError("maximum recursion depth exceeded"), (200, {"models": 5}),
+                                    (200, [1, 2])])
+def test_a_hostile_api_ps_answer_makes_the_loaded_model_unknown_not_a_crash(paths, fake_api, monkeypatch, answer):
+    serve_on(paths, fake_api.port)
+    real = metrics.api.get_json
+
+    def hostile_ps(address, port, path, timeout):
+        if path != "/api/ps":
+            return real(address, port, path, timeout)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    monkeypatch.setattr(metrics.api, "get_json", hostile_ps)
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found["hailo_ollama_up"] == 1 and found["hailo_ollama_model_loaded_known"] == 0
+
+
+def test_a_loaded_model_is_a_labelled_sample(paths, fake_api, monkeypatch):
+    serve_on(paths, fake_api.port)
+    real = metrics.api.get_json
+    monkeypatch.setattr(metrics.api, "get_json", lambda a, p, path, t: (200, {"models": [{"name": "qwen2:1.5b"}]})
+                        if path == "/api/ps" else real(a, p, path, t))
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert found['hailo_ollama_model_loaded{model="qwen2:1.5b"}'] == 1
+
+
+@pytest.fixture
+def written(tmp_path):
+    source = write(tmp_path / "run/hailo-ollama.prom", "# HELP hailo_ollama_up x\n# TYPE hailo_ollama_up gauge\n"
+                   "hailo_ollama_up 1\n")
+    target = tmp_path / "textfile"
+    target.mkdir()
+    return source, target
+
+
+def test_publish_copies_the_metrics_atomically_and_then_changes_nothing(written):
+    source, target = written
+    assert publish.publish(source, target)
+    assert (target / "hailo-ollama.prom").read_bytes() == source.read_bytes()
+    assert oct((target / "hailo-ollama.prom").stat().st_mode & 0o777) == "0o644"
+    assert not publish.publish(source, target)
+    assert os.listdir(target) == ["hailo-ollama.prom"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("node_cpu_seconds_total 1\n", "not a hailo_ollama_ metric line"),
+    ("hailo_ollama_up 1\x1b[2J\n", "not a hailo_ollama_ metric line"),
+    ("hailo_ollama_up 1", "incomplete"),
+    ("# HELP node_x y\n", "not a hailo_ollama_ metric line")])
+def test_publish_refuses_what_does_not_look_like_our_metrics(written, content, message):
+    source, target = written
+    source.write_text(content)
+    with pytest.raises(WriteError, match=message):
+        publish.publish(source, target)
+    assert os.listdir(target) == []
+
+
+@pytest.mark.parametrize("content, line, why", [
+    (b"# HELP hailo_ollama_up x\r\nhailo_ollama_up 1\n", 1, "byte 0x0d"),
+    (b"hailo_ollama_up 1\rnode_x 2\n", 1, "byte 0x0d"),
+    (b"hailo_ollama_up 1\nhailo_ollama_x{model=\"qwen\xc3\xa9\"} 1\n", 2, "byte 0xc3"),
+    (b"# HELP hailo_ollama_up caf\xc3\xa9\n", 1, "byte 0xc3"),
+    (b"hailo_ollama_up 1 1700000000000\n", 1, "metric line; nothing"),
+    (b"hailo_ollama_up 1\n\nhailo_ollama_up 1\n", 2, "metric line; nothing"),
+    (b"# TYPE hailo_ollama_up gauge extra\n", 1, "metric line; nothing"),
+    (b"# a comment\n", 1, "metric line; nothing"),
+    (b'hailo_ollama_x{model="a"b"} 1\n', 1, "metric line; nothing"),
+    (b"hailo_ollama_up one\n", 1, "metric line; nothing")])
+def test_publish_refuses_any_byte_or_line_outside_our_exposition_naming_file_and_line(written, content, line, why):
+    source, target = written
+    source.write_bytes(content)
+    with pytest.raises(WriteError) as refused:
+        publish.publish(source, target)
+    message = str(refused.value)
+    assert message.startswith(f"{source}:{line}: not a hailo_ollama_ metric line") and why in message
+    assert message.endswith("nothing published") and os.listdir(target) == []
+
+
+def test_publish_accepts_what_exposition_writes_labels_escapes_and_all(written):
+    source, target = written
+    fam = metrics.Family("hailo_ollama_x", "gauge", 'say "hi"\\now\u00b0C').add(1.5e-7, model='a"b\\c\nd\u00e9\x1b')
+    text = metrics.exposition([fam, metrics.Family("hailo_ollama_y", "counter", "n").add(3).add(4, kind="x")])
+    assert all(" " <= c <= "~" for c in text.replace("\n", ""))
+    source.write_text(text)
+    assert publish.publish(source, target)
+    assert (target / "hailo-ollama.prom").read_text() == text
+
+
+def test_publish_never_follows_a_link_or_opens_a_fifo_or_reads_a_huge_file(written, tmp_path):
+    source, target = written
+    secret = write(tmp_path / "secret", "hailo_ollama_up 1\n")
+    source.unlink()
+    source.symlink_to(secret)
+    with pytest.raises(Unsafe):
+        publish.publish(source, target)
+    source.unlink()
+    os.mkfifo(source)
+    with pytest.raises(Unsafe):
+        publish.publish(source, target)
+    source.unlink()
+    with open(source, "wb") as handle:
+        handle.truncate(4 << 30)
+    with pytest.raises(Unsafe):
+        publish.publish(source, target)
+    assert os.listdir(target) == []
+
+
+def test_publish_refuses_a_textfile_directory_that_is_a_link(written, tmp_path):
+    source, target = written
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target.rmdir()
+    target.symlink_to(elsewhere)
+    with pytest.raises(Unsafe):
+        publish.publish(source, target)
+    assert os.listdir(elsewhere) == []
+
+
+RULES = Path(__file__).resolve().parents[3] / "examples/prometheus/hailo-ollama-alerts.yml"
+
+
+def test_the_example_alert_rules_pass_promtool():
+    if not shutil.which("promtool"):
+        if os.environ.get("CI"):
+            pytest.fail("promtool (package prometheus) is needed under CI")
+        pytest.skip("promtool (package prometheus) not installed")
+    done = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_example_alert_rules_use_only_metrics_the_command_exports(paths):
+    import re
+    names = set(re.findall(r"\b(hailo_ollama_[a-z_]+)\b", RULES.read_text()))
+    write(paths.root / "sys/class/thermal/thermal_zone0/temp", "50000\n")
+    write(paths.root / "sys/devices/platform/soc/soc:firmware/get_throttled", "0\n")
+    exported = {line.split()[2] for line in metrics.exposition(metrics.collect(host(paths))).splitlines()
+                if line.startswith("# TYPE")}
+    assert names and names <= exported, names - exported
+
+
+def test_unpublish_removes_only_our_file_and_tolerates_its_absence(written, tmp_path):
+    source, target = written
+    publish.publish(source, target)
+    write(target / "node.prom", "node_x 1\n")
+    assert publish.unpublish(target) and not publish.unpublish(target)
+    assert os.listdir(target) == ["node.prom"]
+    assert not publish.unpublish(tmp_path / "no-node-exporter")

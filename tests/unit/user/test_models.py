@@ -1,0 +1,230 @@
+"""Tests of state.py: the service user's data directory and the manifest mirror."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+from unit_helpers import tree, write
+
+from hailo_ollama_service.user import models as state
+
+
+def manifest(name: str) -> str:
+    return json.dumps({"hef_h10h": f"sha256_{name}"})
+
+
+def shipped(paths, rel: str, text: str):
+    return write(paths.upstream_manifests / rel, text)
+
+
+def sync(paths):
+    paths.state_dir.mkdir(parents=True, exist_ok=True)  # StateDirectory= makes it
+    return state.sync(paths)
+
+
+def test_upstream_manifests_are_mirrored_into_the_data_directory(paths):
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    shipped(paths, "llama3.2/3b/manifest.json", manifest("b"))
+    changed, warnings = sync(paths)
+    assert (paths.manifests_dir / "qwen2/1.5b/manifest.json").read_text() == manifest("a")
+    assert (paths.manifests_dir / "llama3.2/3b/manifest.json").read_text() == manifest("b")
+    assert str(paths.manifests_dir / "qwen2/1.5b/manifest.json") in changed
+    assert warnings == []
+
+
+def test_nothing_but_manifests_is_ever_placed_under_models_manifests(paths):
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    shipped(paths, "qwen2/README", "upstream notes")
+    sync(paths)
+    files = [p for p in paths.manifests_dir.rglob("*") if p.is_file()]
+    assert [p.name for p in files] == ["manifest.json"]
+    assert paths.mirror_record.parent == paths.state_dir
+
+
+def test_an_unchanged_mirror_changes_nothing(paths):
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    sync(paths)
+    assert sync(paths) == ([], [])
+
+
+def test_an_updated_upstream_manifest_is_updated_in_the_mirror(paths):
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    sync(paths)
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a2"))
+    changed, _ = sync(paths)
+    assert changed == [str(paths.manifests_dir / "qwen2/1.5b/manifest.json")]
+    assert (paths.manifests_dir / "qwen2/1.5b/manifest.json").read_text() == manifest("a2")
+
+
+def test_a_manifest_upstream_removed_is_removed_with_its_empty_folders(paths):
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    gone = shipped(paths, "old/1b/manifest.json", manifest("old"))
+    sync(paths)
+    gone.unlink()
+    changed, _ = sync(paths)
+    assert changed == [str(paths.manifests_dir / "old/1b/manifest.json")]
+    assert not (paths.manifests_dir / "old").exists()
+    assert (paths.manifests_dir / "qwen2/1.5b/manifest.json").exists()
+
+
+def test_models_the_admin_added_and_pulled_blobs_are_never_touched(paths):
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    mine = write(paths.manifests_dir / "mine/1b/manifest.json", manifest("mine"))
+    blob = write(paths.blob_dir / "sha256_abc", b"weights")
+    sync(paths)
+    (paths.upstream_manifests / "qwen2/1.5b/manifest.json").unlink()
+    sync(paths)
+    assert mine.read_text() == manifest("mine")
+    assert blob.read_bytes() == b"weights"
+
+
+def test_an_admins_different_file_where_upstream_adds_one_is_kept_with_a_warning(paths):
+    mine = write(paths.manifests_dir / "qwen2/1.5b/manifest.json", manifest("mine"))
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    _changed, warnings = sync(paths)
+    assert mine.read_text() == manifest("mine")
+    assert warnings and "not created by hailo-ollama-service" in warnings[0]
+
+
+def test_a_mirrored_manifest_changed_locally_is_kept_when_upstream_drops_it(paths):
+    gone = shipped(paths, "old/1b/manifest.json", manifest("old"))
+    sync(paths)
+    copy = paths.manifests_dir / "old/1b/manifest.json"
+    copy.write_text(manifest("edited"))
+    gone.unlink()
+    _changed, warnings = sync(paths)
+    assert copy.read_text() == manifest("edited")
+    assert "changed locally" in warnings[0]
+
+
+def test_symlinked_upstream_folders_are_not_followed(paths, tmp_path):
+    write(tmp_path / "elsewhere/x/1b/manifest.json", manifest("x"))
+    paths.upstream_manifests.mkdir(parents=True)
+    (paths.upstream_manifests / "x").symlink_to(tmp_path / "elsewhere/x")
+    sync(paths)
+    assert not (paths.manifests_dir / "x").exists()
+
+
+def test_without_upstream_manifests_the_layout_is_still_created(paths):
+    sync(paths)
+    assert paths.manifests_dir.is_dir() and paths.blob_dir.is_dir()
+
+
+def test_a_corrupt_record_is_treated_as_empty_with_a_warning(paths):
+    write(paths.mirror_record, "{not json")
+    _changed, warnings = sync(paths)
+    assert any("not valid JSON" in w for w in warnings)
+    assert json.loads(paths.mirror_record.read_text()) == {"mirrored": {}}
+
+
+def test_the_1_0_0_record_is_taken_over_and_then_deleted(paths):
+    gone = shipped(paths, "old/1b/manifest.json", manifest("old"))
+    sync(paths)
+    record = json.loads(paths.mirror_record.read_text())["mirrored"]
+    paths.mirror_record.unlink()
+    write(paths.legacy_state, json.dumps({"mirrored": record, "last_good": {"server.port": 1}}))
+    gone.unlink()
+    changed, _ = sync(paths)
+    assert not paths.legacy_state.exists() and str(paths.legacy_state) in changed
+    assert not (paths.manifests_dir / "old").exists()  # the taken-over record still knew it
+
+
+@pytest.mark.parametrize("entry", ["../../../victim", "/abs/victim/manifest.json", "a/../../victim/manifest.json",
+                                   "x/./manifest.json", "victim", "a//manifest.json"])
+def test_a_record_entry_that_leaves_the_tree_is_ignored(paths, tmp_path, entry):
+    victim = write(paths.root / "victim", manifest("v"))
+    write(paths.root / "abs/victim/manifest.json", manifest("v"))
+    write(paths.mirror_record, json.dumps({"mirrored": {entry: state._digest(manifest("v").encode())}}))
+    before = tree(paths.root / "abs")
+    sync(paths)
+    assert victim.read_text() == manifest("v") and tree(paths.root / "abs") == before
+    assert json.loads(paths.mirror_record.read_text()) == {"mirrored": {}}
+
+
+@pytest.mark.parametrize("where", ["models", "models/manifests", "models/blob"])
+def test_a_link_in_place_of_a_layout_directory_is_refused_and_its_target_untouched(paths, tmp_path, where):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    link = paths.state_dir / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    with pytest.raises(state.nofollow.Unsafe, match="symbolic link"):
+        sync(paths)
+    assert os.listdir(target) == []
+
+
+@pytest.mark.parametrize("level", ["qwen2", "qwen2/1.5b", "qwen2/1.5b/manifest.json"])
+def test_a_link_at_a_model_tag_or_manifest_is_never_written_through(paths, tmp_path, level):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "manifest.json").write_text("precious")
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    shipped(paths, "llama3.2/3b/manifest.json", manifest("b"))
+    link = paths.manifests_dir / level
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target / "manifest.json" if level.endswith(".json") else target)
+    changed, warnings = sync(paths)
+    assert sorted(os.listdir(target)) == ["manifest.json"] and (target / "manifest.json").read_text() == "precious"
+    assert (paths.manifests_dir / "llama3.2/3b/manifest.json").read_text() == manifest("b")
+    assert any(str(paths.manifests_dir / "qwen2") in w for w in warnings)
+
+
+def test_a_fifo_or_a_huge_sparse_file_at_a_manifest_or_the_record_neither_blocks_nor_is_read(paths):
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    (paths.manifests_dir / "qwen2/1.5b").mkdir(parents=True)
+    os.mkfifo(paths.manifests_dir / "qwen2/1.5b/manifest.json")
+    with open(paths.mirror_record, "wb") as handle:
+        handle.truncate(8 << 30)
+    _changed, warnings = sync(paths)  # would block for ever on the FIFO, or read 8 GiB
+    assert any("not a regular file" in w for w in warnings)
+    assert any("bytes, more than" in w for w in warnings)
+
+
+def test_a_second_sync_waits_for_the_lock_and_gives_up_after_a_bound(paths):
+    import fcntl
+    paths.state_dir.mkdir(parents=True)
+    fd = os.open(paths.state_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(state.WriteError, match="holds the lock"):
+            state.sync(paths, lock_wait=0.2)
+    finally:
+        os.close(fd)
+
+
+def test_not_as_root_the_step_runs_in_this_process(paths, monkeypatch):
+    monkeypatch.setattr(state.os, "geteuid", lambda: 1000)
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    paths.state_dir.mkdir(parents=True)
+    changed, warnings, error = state.sync_here(paths)
+    assert error is None and str(paths.manifests_dir / "qwen2/1.5b/manifest.json") in changed
+
+
+def test_a_missing_state_directory_is_one_clear_error(paths, monkeypatch):
+    monkeypatch.setattr(state.os, "geteuid", lambda: 1000)
+    _changed, _warnings, error = state.sync_here(paths)
+    assert error == f"{paths.state_dir}: no such directory (the first start of hailo-ollama.service makes it)"
+
+
+def test_as_root_the_step_is_refused_and_names_the_restart_that_runs_it_in_the_sandbox(paths, monkeypatch):
+    paths.state_dir.mkdir(parents=True)
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    monkeypatch.setattr(state.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(state, "sync", lambda *a, **k: pytest.fail("root ran the service user's step"))
+    changed, warnings, error = state.sync_here(paths)
+    assert (changed, warnings) == ([], [])
+    assert "systemctl restart hailo-ollama.service" in error
+    assert not paths.manifests_dir.exists()
+
+
+def test_a_deeply_nested_record_starts_a_new_record_instead_of_crashing(paths, monkeypatch):
+    monkeypatch.setattr(state.os, "geteuid", lambda: 1000)
+    shipped(paths, "qwen2/1.5b/manifest.json", manifest("a"))
+    paths.state_dir.mkdir(parents=True)
+    paths.mirror_record.write_text('{"mirrored": ' + "[" * 100000 + "]" * 100000 + "}")
+    changed, warnings, error = state.sync_here(paths)
+    assert error is None and any("levels deep" in w for w in warnings)
