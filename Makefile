@@ -8,9 +8,21 @@ SUITES ?= trixie bookworm
 SUITE ?= trixie
 VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null || sed -n '1s/.*(\(.*\)).*/\1/p' debian/changelog)
 
-.PHONY: all test test-unit test-standin test-package test-system check deb standin-debs generate bench clean demo demo-stop bench-system
+.PHONY: all lint test test-unit test-standin test-package test-system check deb standin-debs generate bench clean demo demo-stop bench-system
 
 all: test
+
+## Lint: ruff over the whole tree (ruff.toml), mypy over the package
+## (mypy.ini). The pinned linters live in a virtualenv made on first use.
+LINT_ENV ?= .lint-env
+$(LINT_ENV)/.installed: tools/lint-requirements.txt
+	$(PYTHON) -m venv $(LINT_ENV)
+	$(LINT_ENV)/bin/pip install --quiet --disable-pip-version-check -r tools/lint-requirements.txt
+	touch $@
+
+lint: $(LINT_ENV)/.installed
+	$(LINT_ENV)/bin/ruff check .
+	$(LINT_ENV)/bin/mypy hailo_ollama_service
 
 ## Unit tests: no root, seconds.
 test test-unit:
@@ -54,7 +66,7 @@ bench-system:
 	$(PYTHON) bench/system_bench.py
 
 clean:
-	rm -rf dist build .pytest_cache *.egg-info
+	rm -rf dist build .pytest_cache *.egg-info .lint-env .ruff_cache .mypy_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 ## A throwaway container with the package installed, API on 127.0.0.1:11434.

@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "system"))
 
+import fleet  # noqa: E402
 import harness  # noqa: E402
 import product  # noqa: E402
-import fleet  # noqa: E402
 
 
 def round_of(host: str, port: int, n: int) -> float:
@@ -45,7 +45,7 @@ def round_of(host: str, port: int, n: int) -> float:
     return wall
 
 
-def measure(host: str, port: int, n: int, repeat: int, warm: int) -> "list[float]":
+def measure(host: str, port: int, n: int, repeat: int, warm: int) -> list[float]:
     round_of(host, port, warm)  # every Pi has the model loaded before the clock runs
     return [round_of(host, port, n) for _ in range(repeat)]
 

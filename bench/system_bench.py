@@ -40,7 +40,8 @@ import harness  # noqa: E402
 import product  # noqa: E402
 
 TIMEOUT = 60
-# What the package's start steps (root's render, serve's model step) may add to the server's start under the same sandbox;
+# What the package's start steps (root's render, serve's model step) may add to the server's start
+# under the same sandbox;
 # see the README ("Figures") for why the goal is not against the bare start.
 STEPS_GOAL = 1.5
 
@@ -145,8 +146,8 @@ def exposure(c) -> str:
     return "?"
 
 
-def measure(suite: str, debs: "product.Debs", repeat: int, upstream: str = "standin"
-            ) -> "list[tuple[str, str, str]]":
+def measure(suite: str, debs: product.Debs, repeat: int, upstream: str = "standin"
+            ) -> list[tuple[str, str, str]]:
     """The figures of one release with UPSTREAM (standin or real): (name, value, note) rows."""
     harness.set_suite(suite)
     rows = []

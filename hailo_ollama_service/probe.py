@@ -42,7 +42,7 @@ def url(host: str, port: int) -> str:
 VERSION_MAX = 64
 
 
-def _version_of(body: bytes) -> str | None:
+def version_of(body: bytes) -> str | None:
     """The string value of ``"version"`` in a small JSON object (its escapes decoded), or
     None, also for one longer than VERSION_MAX characters. Not escaped for a terminal:
     see report_wait."""
@@ -117,7 +117,7 @@ def version(host: str, port: int, timeout: float = 2.0) -> str | None:
     status = head.split(b"\r\n", 1)[0].split()
     if len(status) < 2 or status[1] != b"200":
         return None
-    return _version_of(body)
+    return version_of(body)
 
 
 def tcp_listeners(net: str) -> list[tuple[str, int, str, int, int]]:
@@ -172,7 +172,8 @@ def pid_listeners(pid: int, root: str = "/") -> list[tuple[str, int]]:
             inodes.add(os.readlink(os.path.join(proc, "fd", fd)))
         except OSError:  # closed meanwhile (e.g. the descriptor listdir used)
             continue
-    return [(decode_address(address), port) for address, port, inode, _uid, _family in tcp_listeners(os.path.join(proc, "net"))
+    found = tcp_listeners(os.path.join(proc, "net"))
+    return [(decode_address(address), port) for address, port, inode, _uid, _family in found
             if f"socket:[{inode}]" in inodes]
 
 

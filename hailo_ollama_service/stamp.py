@@ -24,8 +24,15 @@ import os
 import time
 
 from hailo_ollama_service import __version__
-from hailo_ollama_service.constants import (BOOK_REL, SERVED_NAME, STAMP_HEADER, STAMP_NAME, STATE_REL,
-                                            SYNC_HEADER, SYNC_STAMP_NAME)
+from hailo_ollama_service.constants import (
+    BOOK_REL,
+    SERVED_NAME,
+    STAMP_HEADER,
+    STAMP_NAME,
+    STATE_REL,
+    SYNC_HEADER,
+    SYNC_STAMP_NAME,
+)
 
 RACY_NS = 2_000_000_000
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -24,8 +24,10 @@ def usage(command: Command) -> str:
             done.add(option.exclusive)
             members = [o.synopsis() for o in command.options if o.exclusive == option.exclusive]
             parts.append("[" + " | ".join(members) + "]")
+        elif option.takes_value:
+            parts.append(f"[{option.names[0]} {option.metavar or option.names[-1].lstrip('-').upper()}]")
         else:
-            parts.append(f"[{option.names[0]}{' ' + (option.metavar or option.names[-1].lstrip('-').upper()) if option.takes_value else ''}]")
+            parts.append(f"[{option.names[0]}]")
     for option in command.options:
         if option.positional:
             name = option.synopsis()

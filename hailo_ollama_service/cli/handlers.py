@@ -10,6 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: each handler imports what it runs
+    from hailo_ollama_service.config.paths import Paths
+    from hailo_ollama_service.host.machine import Host
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -24,7 +29,7 @@ def err(message: str) -> None:
     print(f"hailo-ollama-service: {message}", file=sys.stderr, flush=True)
 
 
-def _paths(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _paths(args: argparse.Namespace) -> Paths:
     from hailo_ollama_service.config.paths import make_paths
     return make_paths(args.root)
 
@@ -218,7 +223,7 @@ def cmd_keep_warm(args: argparse.Namespace) -> int:
     return keepwarm.run(served_values(paths), lambda line: print(line, flush=True), paths.keep_state)
 
 
-def _host(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _host(args: argparse.Namespace) -> Host:
     from hailo_ollama_service.host.machine import Host
     return Host(_paths(args))
 

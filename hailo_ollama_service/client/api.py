@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hailo_ollama_service.client import httpclient
 from hailo_ollama_service import untrusted
+from hailo_ollama_service.client import httpclient
 from hailo_ollama_service.client.httpclient import HttpError
-from hailo_ollama_service.probe import client_host, version, wait_ready
 from hailo_ollama_service.config.schema import Value
+from hailo_ollama_service.probe import client_host, version, wait_ready
 
 __all__ = ["client_host", "version", "wait_ready", "base_url", "address", "get_json", "post_json", "unload",
            "HttpError", "UNLOAD_TIMEOUT"]

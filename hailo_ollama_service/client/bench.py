@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from hailo_ollama_service.client import api, httpclient
 from hailo_ollama_service import untrusted
+from hailo_ollama_service.client import api, httpclient
 from hailo_ollama_service.config.schema import Value
 from hailo_ollama_service.untrusted import shown
 

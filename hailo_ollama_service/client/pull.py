@@ -32,8 +32,8 @@ from __future__ import annotations
 import time
 from typing import IO, Any, Callable
 
-from hailo_ollama_service.client import api, httpclient
 from hailo_ollama_service import untrusted
+from hailo_ollama_service.client import api, httpclient
 from hailo_ollama_service.client.httpclient import HttpError
 from hailo_ollama_service.client.library import library_address, library_reachable, upstream_version, where
 from hailo_ollama_service.config.schema import Value

@@ -50,7 +50,7 @@ def conffile() -> str:
 
 
 def _extended(text: str) -> list[str]:
-    lines = []
+    lines: list[str] = []
     for paragraph in text.split("\n\n"):
         if lines:
             lines.append(" .")

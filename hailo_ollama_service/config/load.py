@@ -64,7 +64,8 @@ class _AliasError(Exception):
 class _StrictLoader(yaml.SafeLoader):
     """A SafeLoader that refuses aliases, so no "billion laughs" can expand."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        """Compose the next node; raise _AliasError at an alias."""
         if self.check_event(yaml.AliasEvent):
             raise _AliasError(self.peek_event().start_mark)
         return super().compose_node(parent, index)

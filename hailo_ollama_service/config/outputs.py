@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from typing import Any
 
 from hailo_ollama_service.config.paths import Paths
 from hailo_ollama_service.config.schema import BY_KEY, SettingError, Value, validated
@@ -69,7 +70,8 @@ def environment(values: dict[str, Value]) -> bytes:
     OLLAMA_HOST always (IPv6 bracketed); the device group id when set; the
     library host when it is not the default.
     """
-    host = _host_port(line_value("server.host", values["server.host"]), line_value("server.port", values["server.port"]))
+    host = _host_port(line_value("server.host", values["server.host"]),
+                      line_value("server.port", values["server.port"]))
     lines = [f"# {GENERATED}", f"OLLAMA_HOST={host}"]
     group = line_value("device.group_id", values["device.group_id"])
     if group:
@@ -104,7 +106,7 @@ def recover(paths: Paths) -> dict[str, Value] | None:
     """
     text = read_private(str(paths.upstream_json))
     try:
-        doc = json.loads(text) if text else None
+        doc: Any = json.loads(text) if text else None
         values: dict[str, object] = {
             "server.host": doc["server"]["host"], "server.port": doc["server"]["port"],
             "library.host": doc["library"]["host"], "library.port": doc["library"]["port"],

@@ -93,7 +93,8 @@ def check_host(value: object) -> str:
 def check_size(value: object) -> str:
     """Return ``value`` if it is a systemd MemoryMax= value (512M, 4G, 50%, infinity)."""
     if not isinstance(value, str):
-        raise SettingError(f"must be a quoted size like \"512M\", \"4G\", \"50%\" or \"infinity\", not {_describe(value)}")
+        raise SettingError('must be a quoted size like "512M", "4G", "50%" or "infinity", '
+                           f"not {_describe(value)}")
     text = value
     if not _SIZE.fullmatch(text):
         raise SettingError(f"must be a size like 512M, 4G, 50% or infinity, not {text!r}")

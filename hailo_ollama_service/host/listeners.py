@@ -31,6 +31,7 @@ from pathlib import Path
 from hailo_ollama_service import probe
 from hailo_ollama_service.constants import SERVICE_USER, UNIT
 
+
 @dataclass(frozen=True)
 class Socket:
     """One listening TCP socket: ``family`` (4 or 6), local ``address`` as

@@ -10,9 +10,9 @@ Names found there are escaped (untrusted.shown) before they are quoted.
 
 from __future__ import annotations
 
-from hailo_ollama_service.fs import nofollow
 from hailo_ollama_service import untrusted
 from hailo_ollama_service.config.paths import Paths
+from hailo_ollama_service.fs import nofollow
 
 LIMIT = 1 << 20
 MOST = 200

@@ -34,7 +34,7 @@ class Family:
     help: str
     samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
 
-    def add(self, value: float, **labels: str) -> "Family":
+    def add(self, value: float, **labels: str) -> Family:
         """Add one sample; return self."""
         self.samples.append((labels, float(value)))
         return self

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from hailo_ollama_service.client import api, httpclient
-from hailo_ollama_service.fs import nofollow
 from hailo_ollama_service import probe, untrusted
-from hailo_ollama_service.fs.atomic import WriteError, write_atomic
+from hailo_ollama_service.client import api, httpclient
 from hailo_ollama_service.config.schema import Value
+from hailo_ollama_service.fs import nofollow
+from hailo_ollama_service.fs.atomic import WriteError, write_atomic
 from hailo_ollama_service.untrusted import shown
 
 PROBE_TIMEOUT = 5.0

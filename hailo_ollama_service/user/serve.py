@@ -55,7 +55,7 @@ def _valid_name(host: str) -> bool:
             and all(c.isalnum() or c in ".-" for c in host))
 
 
-def check_listen_address(value: "str | None") -> str | None:
+def check_listen_address(value: str | None) -> str | None:
     """Why ``OLLAMA_HOST`` is unfit to start the server with, or None.
 
     Upstream 5.3 and later listen on 0.0.0.0:8000 when ``OLLAMA_HOST`` is
@@ -77,7 +77,7 @@ def check_listen_address(value: "str | None") -> str | None:
     return f"OLLAMA_HOST={shown!r} is not host:port or [ipv6]:port"
 
 
-def serve(root: str = "/", environ: "dict[str, str] | None" = None) -> int:
+def serve(root: str = "/", environ: dict[str, str] | None = None) -> int:
     """Sync the models, then exec the server. Returns only on failure.
 
     Takes the root (``--root``: the server is ROOT/usr/bin/hailo-ollama) and
@@ -101,8 +101,8 @@ def serve(root: str = "/", environ: "dict[str, str] | None" = None) -> int:
         try:
             os.execve(server, [server], environ)
         except OSError as err:
-            raise ServeError(f"{server}: {err.strerror or err}"
-                             + (" (is hailo-gen-ai-model-zoo installed?)" if err.errno == errno.ENOENT else "")) from err
+            hint = " (is hailo-gen-ai-model-zoo installed?)" if err.errno == errno.ENOENT else ""
+            raise ServeError(f"{server}: {err.strerror or err}{hint}") from err
     except ServeError as err:
         print(f"hailo-ollama-service: error: {err}", file=sys.stderr, flush=True)
     return 1

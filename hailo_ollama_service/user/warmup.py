@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from hailo_ollama_service.client import api, httpclient
 from hailo_ollama_service import untrusted
+from hailo_ollama_service.client import api, httpclient
 from hailo_ollama_service.config.schema import Value
 from hailo_ollama_service.untrusted import shown
 

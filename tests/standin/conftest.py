@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from standin_helpers import MANIFESTS, MANIFESTS_54, Layout, Library, Standin
+from standin_helpers import MANIFESTS, MANIFESTS_54, Layout, Library, Standin  # noqa: E402 - after the sys.path entry
 
 
 @pytest.fixture

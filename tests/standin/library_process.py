@@ -20,7 +20,7 @@ class LibraryProcess:
     """The library started with ARGS (e.g. "--tamper", "--plain") for the
     blobs of MANIFESTS; raises RuntimeError when it does not start."""
 
-    def __init__(self, *args: str, manifests: "tuple[Path, ...]") -> None:
+    def __init__(self, *args: str, manifests: tuple[Path, ...]) -> None:
         argv = [str(PROGRAM), "--port", "0", *args]
         for directory in manifests:
             argv += ["--manifests", str(directory)]

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import library_process
 import requests
+
+import library_process
 
 HERE = Path(__file__).resolve().parent
 STANDIN = HERE / "hailo-ollama"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
+
 from standin_helpers import (
     CHAT,
     SEGFAULT,
@@ -40,7 +41,8 @@ def test_without_a_device_chat_fails_with_status_74_and_the_model_shows_as_loade
     ps = server.get("/api/ps").json()["models"]
     assert [m["name"] for m in ps] == ["qwen2:1.5b"]
     expires = datetime.datetime.fromisoformat(ps[0]["expires_at"].rstrip("Z")[:26])
-    assert 290 < (expires - datetime.datetime.now(datetime.UTC).replace(tzinfo=None)).total_seconds() < 301  # 5 minutes from the request
+    left = (expires - datetime.datetime.now(datetime.UTC).replace(tzinfo=None)).total_seconds()
+    assert 290 < left < 301  # 5 minutes from the request
     assert server.get("/api/version").status_code == 200
 
 
@@ -183,7 +185,8 @@ def test_openai_chat_completions_answers_once_and_refuses_with_200_in_5_1(layout
     assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
     assert body["created"] > 10 ** 18  # nanoseconds since the epoch, as upstream
     assert body["choices"][0]["message"]["content"].endswith("stand-in.")
-    for extra, error in (({"stream": True}, "streaming not supported on this endpoint. Use /api/chat endpoint instead."),
+    streaming = "streaming not supported on this endpoint. Use /api/chat endpoint instead."
+    for extra, error in (({"stream": True}, streaming),
                          ({"n": 2}, "only n == 1 is supported"), ({"messages": None}, "messages field is required")):
         response = server.post("/v1/chat/completions", {**CHAT, **extra})
         assert (response.status_code, response.json()) == (200, {"error": error})

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 
 import pytest
+
 from standin_helpers import (
     FIVE,
     STANDIN_MODULE,

@@ -18,9 +18,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator
 
 import pytest
+
 from standin_helpers import STANDIN, Layout, Standin, free_port
 
 MIB = 1 << 20
@@ -71,7 +72,7 @@ def knob(server: Server) -> Iterator[Callable[[str, str], None]]:
 
 
 # ---------------------------------------------------------------- raw client
-def request(port: int, method: str, path: str, body: Optional[dict[str, Any]] = None,
+def request(port: int, method: str, path: str, body: dict[str, Any] | None = None,
             ctype: str = "application/json") -> socket.socket:
     """Send one request (Connection: close); the socket to read the answer from."""
     data = json.dumps(body).encode() if body is not None else b""
@@ -81,7 +82,7 @@ def request(port: int, method: str, path: str, body: Optional[dict[str, Any]] = 
     return sock
 
 
-def read_for(sock: socket.socket, seconds: float, limit: Optional[int] = None) -> bytes:
+def read_for(sock: socket.socket, seconds: float, limit: int | None = None) -> bytes:
     """What arrives within ``seconds``, stopping early at ``limit`` bytes or at the end of the stream."""
     deadline = time.monotonic() + seconds
     received = bytearray()
@@ -100,7 +101,7 @@ def read_for(sock: socket.socket, seconds: float, limit: Optional[int] = None) -
     return bytes(received)
 
 
-def fetch(port: int, method: str, path: str, body: Optional[dict[str, Any]] = None, **kwargs: Any) -> bytes:
+def fetch(port: int, method: str, path: str, body: dict[str, Any] | None = None, **kwargs: Any) -> bytes:
     """A whole answer, which must end (the server closes) within 5 s."""
     with request(port, method, path, body, **kwargs) as sock:
         received = read_for(sock, 5)
@@ -128,8 +129,8 @@ def read_many(socks: list[socket.socket], seconds: float) -> list[bytes]:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             for key, _ in selector.select(left):
-                chunk = key.fileobj.recv(65536)  # type: ignore[union-attr]
-                received[key.fileobj] += chunk  # type: ignore[index]
+                chunk = key.fileobj.recv(65536)
+                received[key.fileobj] += chunk
                 if not chunk:
                     selector.unregister(key.fileobj)
     return [bytes(received[sock]) for sock in socks]
@@ -395,7 +396,7 @@ def impostor_argv(program: Path, home: Path, port: int) -> list[str]:
             str(program)]
 
 
-def listener_uid(port: int) -> Optional[int]:
+def listener_uid(port: int) -> int | None:
     """The uid owning the TCP socket that listens on 127.0.0.1:port (from /proc/net/tcp)."""
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
@@ -407,7 +408,7 @@ def listener_uid(port: int) -> Optional[int]:
 @pytest.mark.skipif(os.geteuid() != 0, reason="running the stand-in as another user needs root")
 def test_the_impostor_command_line_runs_a_process_named_hailo_ollama_as_nobody_that_answers_normally() -> None:
     base = Path(tempfile.mkdtemp(prefix="standin-impostor-"))  # not under pytest's 0700 tmp dirs
-    proc: Optional[subprocess.Popen[bytes]] = None
+    proc: subprocess.Popen[bytes] | None = None
     try:
         base.chmod(0o755)
         program = base / "hailo-ollama"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from standin_helpers import (
     CHAT,
     FIVE,

@@ -131,7 +131,8 @@ def test_5_3_refuses_a_tampered_blob_and_removes_it(
     layout.manifests()
     standin = run_53(layout, run, HAILO_OLLAMA_LIBRARY_HOST=f"127.0.0.1:{lib.port}")
     lines = ndjson(standin.post("/api/pull", {"model": "qwen2:1.5b"}, stream=True))
-    assert lines[-2:] == [{"status": "verifying sha256 digest"}, {"error": "hash verification failed for downloaded blob"}]
+    assert lines[-2:] == [{"status": "verifying sha256 digest"},
+                          {"error": "hash verification failed for downloaded blob"}]
     assert blob_files(layout.data_home / "hailo-ollama" / "models" / "blob") == [] and standin.alive()
     response = standin.post("/api/pull", {"model": "llama9:1b", "stream": False})
     assert response.status_code == 404

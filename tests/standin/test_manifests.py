@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from standin_helpers import (
     ADDED,
     FIVE,
@@ -90,7 +91,8 @@ def test_each_shipped_manifest_digest_is_the_sha256_of_its_synthesized_blob(path
     spec = data["standin"]
     assert spec["blob_seed"] == f"{path.parent.parent.name}:{path.parent.name}"
     assert 1 << 20 <= spec["blob_size"] <= 8 << 20
-    assert hashlib.sha256(STANDIN_MODULE.blob_bytes(spec["blob_seed"], spec["blob_size"])).hexdigest() == data["hef_h10h"]
+    blob = STANDIN_MODULE.blob_bytes(spec["blob_seed"], spec["blob_size"])
+    assert hashlib.sha256(blob).hexdigest() == data["hef_h10h"]
     assert {"bos_token", "eos_token", "chat_template"} <= set(data["template_params"])
     assert data["details"]["format"] == "hef"
 

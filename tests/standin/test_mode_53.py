@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
+
 from standin_helpers import (
     CHAT,
     FIVE,

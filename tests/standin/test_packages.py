@@ -11,8 +11,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import library_process
 import pytest
+
+import library_process
 from standin_helpers import FIVE, HERE, STANDIN
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from standin_helpers import (
     STANDIN_MODULE,
     Layout,
@@ -155,7 +156,8 @@ def test_unmapped_paths_and_methods_answer_oatpps_404_page_and_close(server: Sta
     assert head.split("\r\n") == ["HTTP/1.1 404 Not Found", f"Content-Length: {len(body)}", "Connection: close",
                                    "Server: oatpp/1.4.0"]
     assert body.decode() == ("server=oatpp/1.4.0\ncode=404\ndescription=Not Found\nstacktrace:\n"
-                             f"  - No mapping for HTTP-method: '{method}', URL: '{path}'\n  - Error processing request\n")
+                             f"  - No mapping for HTTP-method: '{method}', URL: '{path}'\n"
+                             "  - Error processing request\n")
 
 
 # ---------------------------------------------------------------- NDJSON framing

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
+
 from standin_helpers import (
     LOG_LINE,
     MANIFESTS_54,
@@ -139,7 +140,8 @@ def test_an_unwritable_working_directory_gives_the_hailort_warning_at_every_star
     assert warning in run().err
 
 
-def test_a_missing_home_hailo_dir_that_cannot_be_made_is_no_failure(layout: Layout, run: Callable[..., Standin]) -> None:
+def test_a_missing_home_hailo_dir_that_cannot_be_made_is_no_failure(layout: Layout,
+                                                                     run: Callable[..., Standin]) -> None:
     layout.standard()
     (layout.home / ".hailo").write_text("")  # a file where the directory would go
     assert run().get("/").status_code == 200

@@ -29,7 +29,7 @@ import product  # noqa: E402
 ON_CI = harness.ON_CI
 
 
-def _missing() -> "list[str]":
+def _missing() -> list[str]:
     return harness.prerequisites()
 
 

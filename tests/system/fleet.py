@@ -79,7 +79,7 @@ def _venv(path: Path, requirement: str, binary: str) -> Path:
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         subprocess.run(["rm", "-rf", str(path)], check=False)
         out = getattr(e, "stderr", b"") or b""
-        raise FleetError(f"cannot build {path} with {requirement}: {e}\n{out.decode(errors='replace')[-2000:]}")
+        raise FleetError(f"cannot build {path} with {requirement}: {e}\n{out.decode(errors='replace')[-2000:]}") from e
     if not wanted.exists():
         raise FleetError(f"{wanted} missing after pip install {requirement}")
     return wanted
@@ -116,7 +116,7 @@ def close_ssh_masters(workdir: Path) -> None:
 
 
 def run_playbook(inventory: Path, playbook: Path = PLAYBOOK, *extra: str, timeout: float = 1200,
-                 workdir: "Path | None" = None) -> subprocess.CompletedProcess:
+                 workdir: Path | None = None) -> subprocess.CompletedProcess:
     """ansible-playbook; its local files go to WORKDIR (default: the inventory's directory)."""
     workdir = workdir or inventory.parent
     env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8", ANSIBLE_HOST_KEY_CHECKING="False",
@@ -128,7 +128,7 @@ def run_playbook(inventory: Path, playbook: Path = PLAYBOOK, *extra: str, timeou
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def recaps(done: subprocess.CompletedProcess) -> "dict[str, str]":
+def recaps(done: subprocess.CompletedProcess) -> dict[str, str]:
     """host -> its PLAY RECAP line ('ok=5 changed=0 unreachable=0 failed=0 ...')."""
     out = {}
     for line in done.stdout.splitlines():
@@ -138,7 +138,7 @@ def recaps(done: subprocess.CompletedProcess) -> "dict[str, str]":
     return out
 
 
-def render_config(workdir: Path, inventory: Path = EXAMPLE_INVENTORY, extra_vars: "dict | None" = None) -> str:
+def render_config(workdir: Path, inventory: Path = EXAMPLE_INVENTORY, extra_vars: dict | None = None) -> str:
     """The template rendered by Ansible (on this host) for INVENTORY, with
     the balancer play's own defaults and EXTRA_VARS."""
     import yaml  # python3-yaml: the product's own dependency, on the host too
@@ -165,7 +165,7 @@ def render_example_config(workdir: Path) -> str:
 
 
 # ------------------------------------------------------------ containers
-def ssh_access(c: "harness.Container", key: Path) -> None:
+def ssh_access(c: harness.Container, key: Path) -> None:
     """Let root in over SSH with KEY (as test_86 does)."""
     c.exec(["install", "-d", "-m", "0700", "/root/.ssh"])
     c.write_file("/root/.ssh/authorized_keys", key.with_suffix(".pub").read_text(), mode=0o600)
@@ -180,7 +180,7 @@ def new_key(directory: Path) -> Path:
     return key
 
 
-def link(balancer: "harness.Container", pi: "harness.Container", k: int) -> str:
+def link(balancer: harness.Container, pi: harness.Container, k: int) -> str:
     """A point-to-point veth link between BALANCER and PI (link number K,
     1..250): interface pi<K> (10.214.K.1/30) on the balancer, lan0
     (10.214.K.2/30) on the Pi. Returns the Pi's address on it."""
@@ -193,29 +193,29 @@ def link(balancer: "harness.Container", pi: "harness.Container", k: int) -> str:
                 ["ip", "-n", b, "addr", "add", f"{theirs}/30", "dev", "lan0"],
                 ["ip", "-n", a, "link", "set", f"pi{k}", "up"],
                 ["ip", "-n", b, "link", "set", "lan0", "up"]):
-        harness._run(cmd)
+        harness.host_run(cmd)
     return theirs
 
 
-def standin_knob(c: "harness.Container", name: str, value) -> None:
+def standin_knob(c: harness.Container, name: str, value) -> None:
     """A stand-in test knob (read at every use, no restart needed)."""
     c.write_file(f"{product.STANDIN_CONTROL}/{name}", f"{value}\n")
 
 
 @dataclass
 class Fleet:
-    pis: "list[harness.Container]"
-    balancer: "harness.Container"
-    lan: "dict[str, str]"  # Pi's inventory name -> its address on the balancer's LAN
+    pis: list[harness.Container]
+    balancer: harness.Container
+    lan: dict[str, str]  # Pi's inventory name -> its address on the balancer's LAN
     key: Path
     workdir: Path
 
     @property
-    def names(self) -> "list[str]":
+    def names(self) -> list[str]:
         """The Pis' inventory names (their host addresses), as the balancer names them."""
         return [pi.ip for pi in self.pis]
 
-    def inventory(self, pis: "list[harness.Container] | None" = None) -> Path:
+    def inventory(self, pis: list[harness.Container] | None = None) -> Path:
         """An inventory of PIS (default: all) and the balancer, reached over SSH as root."""
         pis = self.pis if pis is None else pis
         common = (f"ansible_user=root ansible_ssh_private_key_file={self.key} "
@@ -253,7 +253,7 @@ def boot_fleet(n: int, workdir: Path, name: str = "fleet") -> Fleet:
     installed yet. The caller destroys it (Fleet.destroy)."""
     base = harness.ensure_root()
     flavour = harness.ensure_root(flavour="balancer")
-    made: "list[harness.Container]" = []
+    made: list[harness.Container] = []
     try:
         pis = []
         for i in range(1, n + 1):
@@ -277,7 +277,7 @@ def boot_fleet(n: int, workdir: Path, name: str = "fleet") -> Fleet:
         raise
 
 
-def prepare_pi(pi: "harness.Container", token_delay: float, load_delay: "float | None" = None) -> None:
+def prepare_pi(pi: harness.Container, token_delay: float, load_delay: float | None = None) -> None:
     """A usable device node and the stand-in's timing (before or after the install)."""
     pi.add_device()
     standin_knob(pi, "token-delay", token_delay)
@@ -286,7 +286,7 @@ def prepare_pi(pi: "harness.Container", token_delay: float, load_delay: "float |
 
 
 # ------------------------------------------------------------ the balancer
-def haproxy_servers(balancer: "harness.Container", backend: str = f"{POOL}_generate") -> "dict[str, dict]":
+def haproxy_servers(balancer: harness.Container, backend: str = f"{POOL}_generate") -> dict[str, dict]:
     """Server name -> its row of HAProxy's statistics (CSV: status, scur, smax, stot, qcur, ...)."""
     r = balancer.exec(["curl", "-fsS", "--max-time", "5", f"http://{STATS}/;csv"], check=False, timeout=20)
     if r.rc != 0:
@@ -296,7 +296,7 @@ def haproxy_servers(balancer: "harness.Container", backend: str = f"{POOL}_gener
             if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
 
 
-def backend_row(balancer: "harness.Container", backend: str = f"{POOL}_generate") -> dict:
+def backend_row(balancer: harness.Container, backend: str = f"{POOL}_generate") -> dict:
     r = balancer.exec(["curl", "-fsS", "--max-time", "5", f"http://{STATS}/;csv"], timeout=20)
     for row in csv.DictReader(io.StringIO(r.stdout.lstrip("# "))):
         if row["pxname"] == backend and row["svname"] == "BACKEND":
@@ -323,7 +323,7 @@ _LOG = re.compile(r" (?P<backend>\S+)/(?P<server>\S+) (?P<TR>-?\d+)/(?P<Tw>-?\d+
                   r"(?P<Ta>-?\d+) (?P<status>\d{3}) .* \d+/\d+/\d+/\d+/\+?(?P<retries>\d+) \d+/\d+ \"")
 
 
-def request_log(balancer: "harness.Container", since: str, backend: str = f"{POOL}_generate") -> "list[dict]":
+def request_log(balancer: harness.Container, since: str, backend: str = f"{POOL}_generate") -> list[dict]:
     """HAProxy's log of the requests to BACKEND since SINCE (the container's
     clock): server, status and the times in ms: Tw waiting in HAProxy's
     queue, Tr from sending the request to the Pi until its answer began."""
@@ -337,7 +337,7 @@ def request_log(balancer: "harness.Container", since: str, backend: str = f"{POO
     return out
 
 
-def wait_request_log(balancer, since: str, count: int, timeout: float = 15, **kw) -> "list[dict]":
+def wait_request_log(balancer, since: str, count: int, timeout: float = 15, **kw) -> list[dict]:
     """request_log() once it holds COUNT requests (logged as they end), or what it has after TIMEOUT."""
     deadline = time.monotonic() + timeout
     while True:
@@ -352,15 +352,15 @@ def wait_request_log(balancer, since: str, count: int, timeout: float = 15, **kw
 class Chat:
     """One /api/chat as a client sees it (times in seconds from its start)."""
     status: int = 0
-    served_by: "str | None" = None
+    served_by: str | None = None
     content: str = ""
     done: bool = False
     lines: int = 0
-    t_headers: "float | None" = None
-    t_first: "float | None" = None
-    t_last: "float | None" = None
+    t_headers: float | None = None
+    t_first: float | None = None
+    t_last: float | None = None
     started: float = 0.0  # time.monotonic() at the start
-    error: "str | None" = None
+    error: str | None = None
     body: str = ""
 
     @property
@@ -416,9 +416,9 @@ def chat(host: str, port: int = BALANCER_PORT, model: str = MODEL, stream: bool 
 
 
 def concurrent_chats(host: str, n: int, port: int = BALANCER_PORT, timeout: float = 180,
-                     stagger: float = 0.0, **kw) -> "list[Chat]":
+                     stagger: float = 0.0, **kw) -> list[Chat]:
     """N chats started together (STAGGER seconds apart), one thread each; all bounded by TIMEOUT."""
-    results: "list[Chat | None]" = [None] * n
+    results: list[Chat | None] = [None] * n
     start = threading.Barrier(n) if not stagger else None
 
     def one(i: int) -> None:

@@ -116,7 +116,7 @@ FLAVOURS = {
 _KEY = r"[0-9a-f]{16}"
 
 
-def _flavour_packages(flavour: "str | None") -> tuple:
+def _flavour_packages(flavour: str | None) -> tuple:
     if flavour is None:
         return ()
     if flavour not in FLAVOURS or not re.fullmatch(r"[a-z][a-z0-9]*", flavour):
@@ -124,7 +124,7 @@ def _flavour_packages(flavour: "str | None") -> tuple:
     return tuple(FLAVOURS[flavour])
 
 
-def recipe(suite: "str | None" = None, flavour: "str | None" = None) -> dict:
+def recipe(suite: str | None = None, flavour: str | None = None) -> dict:
     """What the cached root of SUITE (and FLAVOUR, see FLAVOURS) is built
     from (its hash names the cache)."""
     suite = suite or SUITE
@@ -157,7 +157,7 @@ DEFAULT_EXEC_TIMEOUT = 180
 BOOT_TIMEOUT = 120
 STOP_TIMEOUT = 60
 
-_live: "set[Container]" = set()
+_live: set[Container] = set()
 _live_lock = threading.Lock()
 
 
@@ -166,7 +166,7 @@ class HarnessError(RuntimeError):
 
 
 class ExecError(HarnessError):
-    def __init__(self, result: "Result"):
+    def __init__(self, result: Result):
         self.result = result
         super().__init__(
             f"command {result.cmd!r} exited {result.rc}\n"
@@ -196,7 +196,7 @@ def log(msg: str) -> None:
         print(f"[harness {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _run(cmd, check=True, timeout=60, **kw) -> subprocess.CompletedProcess:
+def host_run(cmd, check=True, timeout=60, **kw) -> subprocess.CompletedProcess:
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
     except subprocess.TimeoutExpired as e:
@@ -206,7 +206,7 @@ def _run(cmd, check=True, timeout=60, **kw) -> subprocess.CompletedProcess:
     return cp
 
 
-def prerequisites() -> "list[str]":
+def prerequisites() -> list[str]:
     """What is missing to run containers here (empty list: nothing)."""
     missing = []
     if os.geteuid() != 0:
@@ -218,18 +218,18 @@ def prerequisites() -> "list[str]":
     return missing
 
 
-def recipe_key(suite: "str | None" = None, flavour: "str | None" = None) -> str:
+def recipe_key(suite: str | None = None, flavour: str | None = None) -> str:
     return hashlib.sha256(json.dumps(recipe(suite, flavour), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cached_root_path(suite: "str | None" = None, flavour: "str | None" = None) -> Path:
+def cached_root_path(suite: str | None = None, flavour: str | None = None) -> Path:
     """root-SUITE-KEY (the base root), or root-SUITE-FLAVOUR-KEY."""
     suite = suite or SUITE
     middle = f"{flavour}-" if flavour else ""
     return CACHE_DIR / f"root-{suite}-{middle}{recipe_key(suite, flavour)}"
 
 
-def _same_kind_roots(suite: str, flavour: "str | None") -> "list[Path]":
+def _same_kind_roots(suite: str, flavour: str | None) -> list[Path]:
     """Every cached root of SUITE of the same flavour (the base root: of no
     flavour), whatever its key: the names other flavours use never match."""
     middle = re.escape(f"{flavour}-") if flavour else ""
@@ -252,7 +252,7 @@ class _FileLock:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     os.close(self.fd)
-                    raise HarnessError(f"timed out waiting for lock {self.path}")
+                    raise HarnessError(f"timed out waiting for lock {self.path}") from None
                 time.sleep(1)
 
     def __exit__(self, *exc):
@@ -273,14 +273,14 @@ def _mmdebstrap(spec: dict, target: Path, timeout: float, discard) -> None:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         discard()
-        raise HarnessError(f"mmdebstrap timed out after {timeout}s")
+        raise HarnessError(f"mmdebstrap timed out after {timeout}s") from None
     if cp.returncode != 0:
         discard()
         raise HarnessError(f"mmdebstrap failed ({cp.returncode}):\n{cp.stderr[-6000:]}")
 
 
-def ensure_root(timeout: float = 1800, suite: "str | None" = None,
-                flavour: "str | None" = None) -> Path:
+def ensure_root(timeout: float = 1800, suite: str | None = None,
+                flavour: str | None = None) -> Path:
     """Return the cached root of SUITE (default: the current one) or of its
     FLAVOUR (a name in FLAVOURS: the base packages plus the flavour's),
     building it first if the recipe changed.  Raises HarnessError when
@@ -319,13 +319,13 @@ def ensure_root(timeout: float = 1800, suite: "str | None" = None,
 # systemd is part of the base: every target of the package boots systemd, and
 # installing then purging systemd itself as a dependency inside piuparts
 # leaves systemd's own directories (/var/lib/private, /root/.ssh, ...).
-def piuparts_recipe(suite: "str | None" = None) -> dict:
+def piuparts_recipe(suite: str | None = None) -> dict:
     suite = suite or SUITE
     return {"format": 1, "suite": suite, "variant": "minbase", "include": ["systemd"],
             "sources": [f"deb {MIRROR} {suite} main"]}
 
 
-def ensure_piuparts_tarball(timeout: float = 1800, suite: "str | None" = None) -> Path:
+def ensure_piuparts_tarball(timeout: float = 1800, suite: str | None = None) -> Path:
     """A minbase tarball of SUITE made by mmdebstrap, for `piuparts --basetgz`
     (cached beside the root, keyed by its own recipe).  Raises HarnessError."""
     suite = suite or SUITE
@@ -356,14 +356,14 @@ TOOLS_PACKAGES = ["lintian", "python3", "python3-pytest", "python3-yaml", "pytho
                   "bash-completion", "prometheus"]
 
 
-def tools_recipe(suite: "str | None" = None) -> dict:
+def tools_recipe(suite: str | None = None) -> dict:
     suite = suite or SUITE
     return {"format": 1, "suite": suite, "variant": "minbase", "include": sorted(TOOLS_PACKAGES),
             "sources": [f"deb {MIRROR} {suite} main", f"deb {MIRROR} {suite}-updates main",
                         f"deb {SECURITY_MIRROR} {suite}-security main"]}
 
 
-def ensure_tools_root(timeout: float = 1800, suite: "str | None" = None) -> Path:
+def ensure_tools_root(timeout: float = 1800, suite: str | None = None) -> Path:
     """A directory tree of SUITE with TOOLS_PACKAGES (cached, keyed by its
     recipe), for :func:`run_in_tools_root`.  Raises HarnessError."""
     suite = suite or SUITE
@@ -386,7 +386,7 @@ def ensure_tools_root(timeout: float = 1800, suite: "str | None" = None) -> Path
         return final
 
 
-def run_in_tools_root(cmd: "list[str]", binds: "dict[str, str]", suite: "str | None" = None,
+def run_in_tools_root(cmd: list[str], binds: dict[str, str], suite: str | None = None,
                       timeout: float = 900, cwd: str = "/") -> subprocess.CompletedProcess:
     """Run CMD in SUITE's tools root, which stays read-only (systemd-nspawn
     --read-only, a tmpfs on /tmp), with each host path of BINDS mounted
@@ -440,7 +440,7 @@ def clean_stale() -> None:
             netns = run / "netns"
             if netns.is_file():
                 name = netns.read_text().strip()
-                _run(["ip", "netns", "del", name], check=False)
+                host_run(["ip", "netns", "del", name], check=False)
             shutil.rmtree(run, ignore_errors=True)
 
 
@@ -454,7 +454,7 @@ class Network:
             name = f"{NETNS_PREFIX}{n}"
             if Path(f"/run/netns/{name}").exists():
                 continue
-            cp = _run(["ip", "netns", "add", name], check=False)
+            cp = host_run(["ip", "netns", "add", name], check=False)
             if cp.returncode == 0:  # creating it is the allocation (atomic)
                 self.name, self.n = name, n
                 break
@@ -464,15 +464,15 @@ class Network:
         self.host_ip = f"{NET_PREFIX}.{self.n}.1"
         self.ip = f"{NET_PREFIX}.{self.n}.2"
         try:
-            _run(["ip", "link", "del", self.host_if], check=False)
-            _run(["ip", "link", "add", self.host_if, "type", "veth",
+            host_run(["ip", "link", "del", self.host_if], check=False)
+            host_run(["ip", "link", "add", self.host_if, "type", "veth",
                   "peer", "name", "host0", "netns", self.name])
-            _run(["ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if])
-            _run(["ip", "link", "set", self.host_if, "up"])
-            _run(["ip", "-n", self.name, "link", "set", "lo", "up"])
-            _run(["ip", "-n", self.name, "addr", "add", f"{self.ip}/30", "dev", "host0"])
-            _run(["ip", "-n", self.name, "link", "set", "host0", "up"])
-            _run(["ip", "-n", self.name, "route", "add", "default", "via", self.host_ip])
+            host_run(["ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if])
+            host_run(["ip", "link", "set", self.host_if, "up"])
+            host_run(["ip", "-n", self.name, "link", "set", "lo", "up"])
+            host_run(["ip", "-n", self.name, "addr", "add", f"{self.ip}/30", "dev", "host0"])
+            host_run(["ip", "-n", self.name, "link", "set", "host0", "up"])
+            host_run(["ip", "-n", self.name, "route", "add", "default", "via", self.host_ip])
         except Exception:
             self.destroy()
             raise
@@ -483,8 +483,8 @@ class Network:
 
     def destroy(self) -> None:
         if self.name:
-            _run(["ip", "netns", "del", self.name], check=False)
-            _run(["ip", "link", "del", self.host_if], check=False)
+            host_run(["ip", "netns", "del", self.name], check=False)
+            host_run(["ip", "link", "del", self.host_if], check=False)
             self.name = None
 
 
@@ -492,7 +492,7 @@ class Network:
 class Container:
     """One booted container of SUITE (copy of the cached root)."""
 
-    def __init__(self, name: str = "hos", root: "Path | None" = None, keep: "bool | None" = None):
+    def __init__(self, name: str = "hos", root: Path | None = None, keep: bool | None = None):
         self.name = name
         self.base = root or ensure_root()
         self.keep = os.environ.get("HOS_KEEP_RUN") == "1" if keep is None else keep
@@ -501,15 +501,15 @@ class Container:
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=RUNS_DIR))
         (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
         self.root = self.run_dir / "root"
-        self.net: "Network | None" = None
-        self.proc: "subprocess.Popen | None" = None
-        self.init_pid: "int | None" = None
+        self.net: Network | None = None
+        self.proc: subprocess.Popen | None = None
+        self.init_pid: int | None = None
         self.boots = 0
-        self.last_failed_units: "list[str]" = []
+        self.last_failed_units: list[str] = []
         self._console = None
         t0 = time.monotonic()
         try:
-            _run(["cp", "-a", "--reflink=auto", str(self.base), str(self.root)], timeout=600)
+            host_run(["cp", "-a", "--reflink=auto", str(self.base), str(self.root)], timeout=600)
         except BaseException:  # also KeyboardInterrupt: leave no half copy behind
             shutil.rmtree(self.run_dir, ignore_errors=True)
             raise
@@ -572,7 +572,7 @@ class Container:
         if wait:
             self.wait_until_running(timeout=max(10.0, deadline - time.monotonic()))
 
-    def _find_init(self) -> "int | None":
+    def _find_init(self) -> int | None:
         """The container's PID 1: a descendant of nspawn whose innermost NSpid is 1."""
         todo = [self.proc.pid]
         seen = set()
@@ -704,7 +704,7 @@ class Container:
            "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb", "LC_ALL": "C.UTF-8"}
 
     def exec(self, cmd, input=None, check: bool = True, timeout: float = DEFAULT_EXEC_TIMEOUT,
-             env: "dict | None" = None) -> Result:
+             env: dict | None = None) -> Result:
         """Run CMD (list, or a string for `sh -c`) inside the container."""
         if not self.running or not self.init_pid:
             raise HarnessError(f"{self.name} is not booted")
@@ -727,7 +727,7 @@ class Container:
             res = Result(list(cmd), -9, out.decode(errors="replace"), err.decode(errors="replace"),
                          time.monotonic() - t0)
             raise HarnessError(f"{cmd!r} timed out after {timeout}s in {self.name}\n"
-                               f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+                               f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}") from None
         res = Result(list(cmd), proc.returncode, out.decode(errors="replace"),
                      err.decode(errors="replace"), time.monotonic() - t0)
         if check and res.rc != 0:
@@ -738,7 +738,7 @@ class Container:
         return self.exec(["sh", "-c", script], **kw)
 
     # ---- files
-    def write_file(self, path: str, data, mode: "int | None" = None) -> None:
+    def write_file(self, path: str, data, mode: int | None = None) -> None:
         if isinstance(data, str):
             data = data.encode()
         self.exec(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", path], input=data)
@@ -777,8 +777,8 @@ class Container:
     def unit_property(self, unit: str, prop: str) -> str:
         return self.exec(["systemctl", "show", "-P", prop, unit]).stdout.strip()
 
-    def journal(self, unit: "str | None" = "hailo-ollama.service", lines: int = 80,
-                since: "str | None" = None, extra=()) -> str:
+    def journal(self, unit: str | None = "hailo-ollama.service", lines: int = 80,
+                since: str | None = None, extra=()) -> str:
         cmd = ["journalctl", "--no-pager", "-o", "short-precise", "-n", str(lines), *extra]
         if unit:
             cmd += ["-u", unit]
@@ -811,7 +811,7 @@ class Container:
 
     # ---- HTTP from the host
     def http(self, method: str, path: str, port: int = 11434, body=None, timeout: float = 30,
-             host: "str | None" = None):
+             host: str | None = None):
         """(status, body text) of a request from the host to the container."""
         data = None
         headers = {}
@@ -848,7 +848,7 @@ class Container:
         return False
 
 
-def live_containers() -> "list[Container]":
+def live_containers() -> list[Container]:
     with _live_lock:
         return list(_live)
 

@@ -95,7 +95,7 @@ def _git(*args, check: bool = True) -> subprocess.CompletedProcess:
     return cp
 
 
-def release_commit(version: str, tag: "str | None" = None) -> str:
+def release_commit(version: str, tag: str | None = None) -> str:
     """The commit that carries release VERSION.
 
     The tag (default ``v``VERSION) when the repository has it. Else (a clone
@@ -190,7 +190,7 @@ class Debs:
         """The release before this version (LAST_RELEASE), as released."""
         return self.release(self.LAST_RELEASE)
 
-    def release(self, version: str, tag: "str | None" = None) -> Path:
+    def release(self, version: str, tag: str | None = None) -> Path:
         """Release VERSION as released: `git archive` of its commit (see
         release_commit), built with that tree's own tools/build-deb."""
         commit = release_commit(version, tag)
@@ -244,7 +244,7 @@ class Debs:
 
 
 # ------------------------------------------------------------ installing
-def apt_install(c: "harness.Container", *debs: Path, options=(), timeout=600,
+def apt_install(c: harness.Container, *debs: Path, options=(), timeout=600,
                 check=False) -> harness.Result:
     """`apt-get install -y ./x.deb ...` inside the container (debs copied to /root/debs)."""
     args = [c.copy_in(d, DEBS_IN + "/") for d in debs]
@@ -268,7 +268,7 @@ def conffile_upgrade_check(c, old_deb: Path, new_deb: Path, output: str) -> None
         raise ProductError("the new shipped conffile is not beside the admin's as .dpkg-dist")
 
 
-def apt(c: "harness.Container", *args, timeout=600, check=False) -> harness.Result:
+def apt(c: harness.Container, *args, timeout=600, check=False) -> harness.Result:
     return c.exec(["apt-get", "-y", *args], env=APT_ENV, timeout=timeout, check=check)
 
 
@@ -314,7 +314,7 @@ def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "con
         time.sleep(interval)
 
 
-def jobs(c) -> "list[str]":
+def jobs(c) -> list[str]:
     r = c.exec(["systemctl", "list-jobs", "--no-legend", "--plain"], check=False)
     return [l for l in r.stdout.splitlines() if l.strip() and "No jobs" not in l]
 
@@ -353,21 +353,21 @@ def api(c, method: str, path: str, body=None, port: int = PORT, timeout: float =
         return status, text
 
 
-def listed_models(c, port: int = PORT) -> "set[str]":
+def listed_models(c, port: int = PORT) -> set[str]:
     status, body = api(c, "GET", "/hailo/v1/list", port=port)
     if status != 200:
         raise ProductError(f"/hailo/v1/list answered {status}: {body}")
     return set(body["models"])
 
 
-def tag_names(c, port: int = PORT) -> "set[str]":
+def tag_names(c, port: int = PORT) -> set[str]:
     status, body = api(c, "GET", "/api/tags", port=port)
     if status != 200:
         raise ProductError(f"/api/tags answered {status}: {body}")
     return {m["name"] for m in body["models"]}
 
 
-def shipped_models(c) -> "set[str]":
+def shipped_models(c) -> set[str]:
     """model:tag for every manifest the upstream package ships."""
     r = c.exec(["find", UPSTREAM_MANIFESTS, "-name", "manifest.json"])
     out = set()
@@ -398,7 +398,7 @@ def unload(c, model: str, port: int = PORT) -> None:
         pass
 
 
-def journal_text(c, since: "str | None" = None, unit: "str | None" = None, lines: int = 2000) -> str:
+def journal_text(c, since: str | None = None, unit: str | None = None, lines: int = 2000) -> str:
     return strip_ansi(c.journal(unit=unit, lines=lines, since=since, extra=("-o", "cat")))
 
 
@@ -447,7 +447,7 @@ def debconf_show(c) -> str:
     return c.exec(["debconf-show", PACKAGE], check=False).stdout
 
 
-def debconf_value(c, question: str) -> "str | None":
+def debconf_value(c, question: str) -> str | None:
     for line in debconf_show(c).splitlines():
         m = re.match(r"^[*\s]*" + re.escape(f"{PACKAGE}/{question}") + r":\s*(.*)$", line)
         if m:
@@ -455,7 +455,7 @@ def debconf_value(c, question: str) -> "str | None":
     return None
 
 
-def standin_mode(c, mode: "str | None") -> None:
+def standin_mode(c, mode: str | None) -> None:
     """Select the stand-in's mode (5.1 or 5.3); None: its default (5.1)."""
     if mode is None:
         c.exec(["rm", "-f", f"{STANDIN_CONTROL}/mode"])
@@ -463,7 +463,7 @@ def standin_mode(c, mode: "str | None") -> None:
         c.write_file(f"{STANDIN_CONTROL}/mode", mode + "\n")
 
 
-def server_processes(c) -> "list[str]":
+def server_processes(c) -> list[str]:
     """Processes of the service user, as 'PID COMMAND'."""
     r = c.exec(["ps", "-u", USER, "-o", "pid=,args="], check=False)
     return [l.strip() for l in r.stdout.splitlines() if l.strip()]
@@ -578,7 +578,7 @@ json.dump(out, sys.stdout, separators=(",", ":"))
 SNAPSHOT_ROOTS = ("/etc", "/usr", "/root", "/var/lib")
 
 
-def fs_snapshot(c, roots=SNAPSHOT_ROOTS, exclude=(STATE,), timeout: float = 120) -> "dict[str, tuple]":
+def fs_snapshot(c, roots=SNAPSHOT_ROOTS, exclude=(STATE,), timeout: float = 120) -> dict[str, tuple]:
     """Every path below ROOTS but EXCLUDE (default: all but the service
     user's tree) -> (type, uid, gid, mode, sha256 | symlink target | "")."""
     r = c.exec(["python3", "-c", SNAPSHOT_SCRIPT, json.dumps(list(roots)), json.dumps(list(exclude))],
@@ -596,7 +596,7 @@ def describe_entry(entry) -> str:
     return text
 
 
-def snapshot_changes(before: dict, after: dict) -> "list[tuple[str, str, str]]":
+def snapshot_changes(before: dict, after: dict) -> list[tuple[str, str, str]]:
     """(path, 'created' | 'deleted' | 'changed', details) for every difference."""
     out = []
     for path in sorted(set(before) | set(after)):
@@ -634,7 +634,7 @@ def path_allowed(path: str, patterns) -> bool:
     return False
 
 
-def package_files(c, package: str = PACKAGE) -> "set[str]":
+def package_files(c, package: str = PACKAGE) -> set[str]:
     """`dpkg -L PACKAGE`, with the merged-/usr aliases (/lib, /bin, /sbin)
     spelled as the snapshot sees them (below /usr)."""
     r = c.exec(["dpkg", "-L", package], check=False)

@@ -80,7 +80,7 @@ class Watch:
         self.c = c
         self.result: dict = {}
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         c = self.c
         uid = c.exec(["id", "-u", product.USER]).stdout.strip()
         c.exec(["rm", "-f", OUT, OUT + ".stop", OUT + ".tmp"])
@@ -101,7 +101,7 @@ class Watch:
             self.result = json.loads(c.read_file(OUT))
 
     @property
-    def seen(self) -> "list[dict]":
+    def seen(self) -> list[dict]:
         return self.result.get("seen", [])
 
     def baseline_filters(self) -> int:
@@ -112,7 +112,7 @@ class Watch:
                 return int(line.split()[1])
         raise AssertionError("no Seccomp_filters in /proc/1/status: kernel too old for this test")
 
-    def violations(self) -> "list[dict]":
+    def violations(self) -> list[dict]:
         """Every observation of a process of the service user that ran
         outside the package's sandboxed units or without their seccomp filter."""
         base = self.baseline_filters()

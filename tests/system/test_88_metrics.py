@@ -91,7 +91,8 @@ def test_after_the_timer_has_run_node_exporter_serves_the_hailo_ollama_series(pi
     run_metrics(pi)
     text = scrape(pi)
     version = product.deb_field(hos_deb, "Version")
-    assert value(text, f'hailo_ollama_build_info{{generation="5.1",upstream_version="5.1.1-1",version="{version}"}}') == 1
+    labels = f'generation="5.1",upstream_version="5.1.1-1",version="{version}"'
+    assert value(text, f"hailo_ollama_build_info{{{labels}}}") == 1
     assert value(text, "hailo_ollama_up") == 1
     assert value(text, "hailo_ollama_settings_valid") == 1
     assert value(text, "hailo_ollama_unit_active") == 1

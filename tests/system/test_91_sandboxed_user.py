@@ -23,7 +23,7 @@ import sandbox_watch
 pytestmark = pytest.mark.system
 
 
-def _summary(rows: "list[dict]") -> str:
+def _summary(rows: list[dict]) -> str:
     return "\n".join(f"  pid {r['pid']} {r['comm']!r} cgroup={r['cgroup']} seccomp={r['seccomp']} "
                      f"filters={r['filters']} nnp={r['nnp']}: {r['cmd']}" for r in rows)
 

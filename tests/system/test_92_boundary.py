@@ -71,7 +71,7 @@ USER_DATABASES = tuple(f"/etc/{name}{suffix}" for name in ("passwd", "group", "s
                        for suffix in ("", "-"))
 
 
-def allowed_for_package_runs(c, purge: bool) -> "tuple[str, ...]":
+def allowed_for_package_runs(c, purge: bool) -> tuple[str, ...]:
     """What apt remove/purge and a reinstall of our package may change:
     its own files, dpkg's, apt's and ucf's records, the unit links, the
     diversion of upstream's JSON, the debconf layer; a purge also the
@@ -232,10 +232,10 @@ class Attack:
 
     def __init__(self, c, plant: Plant):
         self.c, self.plant = c, plant
-        self.violations: "list[str]" = []  # files outside the tree that changed
-        self.problems: "list[str]" = []    # hangs, tracebacks, failed package runs
-        self.times: "dict[str, float]" = {}
-        self.replanted: "list[str]" = []   # steps before which it had to be planted again
+        self.violations: list[str] = []  # files outside the tree that changed
+        self.problems: list[str] = []    # hangs, tracebacks, failed package runs
+        self.times: dict[str, float] = {}
+        self.replanted: list[str] = []   # steps before which it had to be planted again
         self.snap = product.fs_snapshot(c)
         self.canaries = canary_state(self.snap)
 
@@ -317,7 +317,7 @@ def recover(c) -> None:
         harness.log(f"recovery after a hang failed: {e}")
 
 
-def restart_serves_every_model(c, timeout: float = 60) -> "str | None":
+def restart_serves_every_model(c, timeout: float = 60) -> str | None:
     """Restart; None once the API answers and lists every shipped model, else what is wrong."""
     try:
         c.systemctl("reset-failed")

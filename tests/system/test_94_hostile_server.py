@@ -74,7 +74,7 @@ print(json.dumps(results))
 """
 
 
-def run_all(c) -> "list[dict]":
+def run_all(c) -> list[dict]:
     """Run every command of BOUNDS at once as root in C; their results."""
     jobs = [[name, bound + 30, ["hailo-ollama-service", *args]] for name, (args, bound) in BOUNDS.items()]
     c.write_file("/run/hos-test-runner.py", RUNNER)
@@ -84,7 +84,7 @@ def run_all(c) -> "list[dict]":
     return [dict(found[name], name=name, bound=bound) for name, (_args, bound) in BOUNDS.items()]
 
 
-def raw_controls(text: str) -> "list[str]":
+def raw_controls(text: str) -> list[str]:
     """Characters a terminal would act on: anything not printable but a newline."""
     return sorted({repr(ch) for ch in text if ch != "\n" and not ch.isprintable()})
 

@@ -87,7 +87,7 @@ def ready(fleet, deployed):
 
 
 def served_by(chats) -> "dict[str, int]":
-    out: "dict[str, int]" = {}
+    out: dict[str, int] = {}
     for c in chats:
         out[c.served_by] = out.get(c.served_by, 0) + 1
     return out

@@ -61,7 +61,7 @@ def manifest_digest(c, model: str = MODEL) -> str:
     return json.loads(c.read_file(f"{product.UPSTREAM_MANIFESTS}/{name}/{tag}/manifest.json"))["hef_h10h"]
 
 
-def blob_names(c) -> "list[str]":
+def blob_names(c) -> list[str]:
     r = c.exec(["find", product.BLOB, "-mindepth", "1", "-maxdepth", "1", "-printf", "%f\\n"], check=False)
     return sorted(r.stdout.split())
 
@@ -80,7 +80,7 @@ def delete_model(c, model: str = MODEL) -> None:
     assert not [n for n in blob_names(c) if n.startswith("sha256_")], blob_names(c)
 
 
-def curl(c, url: str, *args: str) -> "tuple[int, bytes]":
+def curl(c, url: str, *args: str) -> tuple[int, bytes]:
     """(HTTP status, body) of curl -k inside C (0: no answer within 10 s)."""
     r = c.exec(["sh", "-c", 'rm -f /tmp/curl.body; curl -sk --max-time 10 -o /tmp/curl.body -w "%{http_code}" "$@"; '
                 'echo; base64 -w0 /tmp/curl.body 2>/dev/null', "sh", *args, url], check=False, timeout=30)
@@ -96,8 +96,8 @@ def restarts(c) -> int:
 # ------------------------------------------------------------------ the LAN
 @dataclass
 class Lan:
-    library: "harness.Container"
-    pi: "harness.Container"
+    library: harness.Container
+    pi: harness.Container
     a: str  # the library's first LAN address
     b: str  # its second one
     pi_address: str
@@ -107,13 +107,13 @@ class Lan:
     def address(self, addr: str, present: bool) -> None:
         """Add or remove one of the library's addresses on its bridge."""
         verb = "add" if present else "del"
-        r = harness._run(["ip", "-n", self.library.net.name, "addr", verb, f"{addr}/29", "dev", "lan"],
+        r = harness.host_run(["ip", "-n", self.library.net.name, "addr", verb, f"{addr}/29", "dev", "lan"],
                          check=False)
         expected = ("already assigned", "File exists") if present else ("Cannot assign",)
         assert r.returncode == 0 or any(text in r.stderr for text in expected), r.stderr
 
 
-def make_lan(library: "harness.Container") -> "tuple[str, str]":
+def make_lan(library: harness.Container) -> tuple[str, str]:
     """The bridge in the library's namespace and its two addresses A and B."""
     base = f"{harness.NET_PREFIX}.{library.net.n}"
     a, b = f"{base}.9", f"{base}.10"
@@ -124,11 +124,11 @@ def make_lan(library: "harness.Container") -> "tuple[str, str]":
                 ["ip", "-n", lib, "addr", "add", f"{a}/29", "dev", "lan"],
                 ["ip", "-n", lib, "addr", "add", f"{b}/29", "dev", "lan"],
                 ["ip", "-n", lib, "link", "set", "lan", "up"]):
-        harness._run(cmd)
+        harness.host_run(cmd)
     return a, b
 
 
-def attach(library: "harness.Container", pi: "harness.Container", k: int) -> str:
+def attach(library: harness.Container, pi: harness.Container, k: int) -> str:
     """A veth from the library's bridge (port pi<K>) to PI (lan0, 10.213.N.(15-K)/29); returns that address."""
     address = f"{harness.NET_PREFIX}.{library.net.n}.{15 - k}"
     lib, other = library.net.name, pi.net.name
@@ -136,7 +136,7 @@ def attach(library: "harness.Container", pi: "harness.Container", k: int) -> str
                 ["ip", "-n", lib, "link", "set", f"pi{k}", "master", "lan", "up"],
                 ["ip", "-n", other, "addr", "add", f"{address}/29", "dev", "lan0"],
                 ["ip", "-n", other, "link", "set", "lan0", "up"]):
-        harness._run(cmd)
+        harness.host_run(cmd)
     return address
 
 

@@ -6,10 +6,11 @@ import os
 import time
 
 import pytest
-from unit_helpers import write
 
 from hailo_ollama_service import entry, stamp
 from hailo_ollama_service.root import apply as applying
+
+from unit_helpers import write
 
 TICK = 0.03  # longer than the kernel's coarse timestamp tick, so a later write gets a later ctime
 
@@ -206,9 +207,10 @@ def test_the_fast_paths_import_no_yaml_argparse_json_nor_any_upper_layer(stamped
 def test_the_import_check_sees_a_full_command_line_import_the_upper_layers(paths):
     code, _out, heavy = _imports(paths.root, "render")  # no stamp: the full path is needed
     assert code == "None" and not heavy
-    from hailo_ollama_service.cli import main  # noqa: F401 - what the full path imports next
     import subprocess
     import sys
+
+    from hailo_ollama_service.cli import main  # noqa: F401 - what the full path imports next
     done = subprocess.run([sys.executable, "-c", "import sys; from hailo_ollama_service.cli import main; "
                            f"print(sorted(m for m in sys.modules if m.startswith({HOT_FORBIDDEN!r})))"],
                           capture_output=True, text=True, timeout=30, cwd=str(paths.root),

@@ -120,11 +120,12 @@ def test_an_error_status_is_not_taken_for_ready_even_with_a_version_body():
 @pytest.mark.parametrize("body, found", [(b'{"version":"0.5.1"}', "0.5.1"), (b'{ "version" : "1.2" }', "1.2"),
                                          (b'{"version":5}', None), (b"hailo-ollama is running", None),
                                          (b'{"version":"a\\"b"}', 'a"b'),
-                                         (b'{"version":"0.5.1\\u001B[2J"}', "0.5.1\x1b[2J"), (b'{"version":"a\\x"}', None),
+                                         (b'{"version":"0.5.1\\u001B[2J"}', "0.5.1\x1b[2J"),
+                                         (b'{"version":"a\\x"}', None),
                                          (b'{"version":"0.5.1', None), (b'{"version":"%s"}' % (b"9" * 64), "9" * 64),
                                          (b'{"version":"%s"}' % (b"9" * 65), None)])
 def test_the_version_is_read_from_the_answer_or_nothing_is(body, found):
-    assert probe._version_of(body) == found
+    assert probe.version_of(body) == found
 
 
 @pytest.mark.parametrize("hex_addr, text", [("0100007F", "127.0.0.1"), ("00000000", "0.0.0.0"),
@@ -157,7 +158,8 @@ def test_report_wait_says_why_it_failed_in_one_line(capsys):
     gone = subprocess.Popen(["true"])
     gone.wait()
     assert probe.report_wait("127.0.0.1", free_port(), 0.3, gone.pid, False) == 1
-    assert capsys.readouterr().err == f"hailo-ollama-service: the server (pid {gone.pid}) exited before its API answered\n"
+    said = capsys.readouterr().err
+    assert said == f"hailo-ollama-service: the server (pid {gone.pid}) exited before its API answered\n"
     port = free_port()
     assert probe.report_wait("127.0.0.1", port, 0.2, None, False) == 1
     assert capsys.readouterr().err == (f"hailo-ollama-service: no answer from http://127.0.0.1:{port}/api/version "

@@ -15,14 +15,16 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from proc_helpers import HOSTILE, SESSION_CGROUP, listen
-from unit_helpers import write
 
-from hailo_ollama_service.cli import handlers, main as cli
+from hailo_ollama_service.cli import handlers
+from hailo_ollama_service.cli import main as cli
 from hailo_ollama_service.config import record
 from hailo_ollama_service.host import doctor, metrics
-from hailo_ollama_service.root import publish
 from hailo_ollama_service.host.machine import Host
+from hailo_ollama_service.root import publish
+
+from proc_helpers import HOSTILE, SESSION_CGROUP, listen
+from unit_helpers import write
 
 SHOW = ("ActiveState=active\nSubState=running\nNRestarts=0\nExecMainStatus=0\nExecMainCode=0\n"
         "UnitFileState=enabled\nLoadState=loaded")

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from unit_helpers import tree, write
 
 from hailo_ollama_service import __version__
 from hailo_ollama_service.cli import main as cli
+
+from unit_helpers import tree, write
 
 REPO = Path(__file__).resolve().parents[3]
 

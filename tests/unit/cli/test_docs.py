@@ -20,7 +20,8 @@ def test_the_man_page_of_the_command_covers_every_command_and_option_of_the_tabl
         for option in command.options:
             if option.help:
                 assert f".B {roff(option.synopsis())}\n{roff(option.help)}\n" in page, (command.name, option)
-    assert {"render", "check", "config", "doctor", "verify", "pull", "bench", "wait-ready"} <= {c.name for c in COMMANDS}
+    names = {c.name for c in COMMANDS}
+    assert {"render", "check", "config", "doctor", "verify", "pull", "bench", "wait-ready"} <= names
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)

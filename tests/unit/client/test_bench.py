@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from hailo_ollama_service.client import api, bench as benchmark, pull
+from hailo_ollama_service.client import api, pull
+from hailo_ollama_service.client import bench as benchmark
+
 from hostile import drip, ndjson, reply
 
 

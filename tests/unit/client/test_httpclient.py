@@ -12,6 +12,7 @@ import pytest
 
 from hailo_ollama_service.client import api, httpclient
 from hailo_ollama_service.client.httpclient import HttpError
+
 from hostile import NDJSON_HEAD, chunk, drip, endless, ndjson, reply, silence
 from unit_helpers import free_port
 

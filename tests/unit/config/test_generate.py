@@ -7,7 +7,8 @@ from pathlib import Path
 
 from hailo_ollama_service import __version__
 from hailo_ollama_service.cli import docs  # the man pages are checked with man together
-from hailo_ollama_service.config import generate, schema, load as settings
+from hailo_ollama_service.config import generate, schema
+from hailo_ollama_service.config import load as settings
 
 REPO = Path(__file__).resolve().parents[3]
 

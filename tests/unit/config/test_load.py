@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from unit_helpers import write
 
 from hailo_ollama_service.config import load as settings
 from hailo_ollama_service.config.load import ConfigError
+
+from unit_helpers import write
 
 REPO = Path(__file__).resolve().parents[3]
 

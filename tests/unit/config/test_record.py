@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 
-from unit_helpers import write
-
 from hailo_ollama_service.config import record as bookkeeping
-from hailo_ollama_service.root import render
 from hailo_ollama_service.config.schema import DEFAULTS
+from hailo_ollama_service.root import render
+
+from unit_helpers import write
 
 
 def test_what_is_written_is_read_back(paths):

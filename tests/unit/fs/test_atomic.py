@@ -6,10 +6,11 @@ import os
 import stat
 
 import pytest
-from unit_helpers import write
 
 from hailo_ollama_service.fs import atomic as fsutil
 from hailo_ollama_service.fs.atomic import WriteError
+
+from unit_helpers import write
 
 
 def test_a_write_creates_the_file_with_the_mode_given(tmp_path):

@@ -6,10 +6,11 @@ import os
 import threading
 
 import pytest
-from unit_helpers import write
 
 from hailo_ollama_service.fs import nofollow
 from hailo_ollama_service.fs.atomic import WriteError
+
+from unit_helpers import write
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ import socket
 import time
 
 import pytest
-from unit_helpers import write
 
-from hailo_ollama_service.host import doctor, machine, manifests, report
-from hailo_ollama_service.root import render
-from hailo_ollama_service.host.machine import Host
 from hailo_ollama_service.config.schema import DEFAULTS
+from hailo_ollama_service.host import doctor, machine, manifests, report
+from hailo_ollama_service.host.machine import Host
+from hailo_ollama_service.root import render
+
+from unit_helpers import write
 
 SHOW_ACTIVE = ("ActiveState=active\nSubState=running\nNRestarts=0\nExecMainStatus=0\nExecMainCode=0\n"
                "UnitFileState=enabled\nLoadState=loaded")
@@ -133,7 +134,8 @@ def test_a_stopped_unit_fails_with_enable_now_and_journalctl(paths):
 
 
 def test_a_unit_that_restarted_warns_and_a_disabled_one_too(paths):
-    restarted = doctor.check_unit(host_for(paths, {"systemctl show": (0, SHOW_ACTIVE.replace("NRestarts=0", "NRestarts=2"))}))
+    show = SHOW_ACTIVE.replace("NRestarts=0", "NRestarts=2")
+    restarted = doctor.check_unit(host_for(paths, {"systemctl show": (0, show)}))
     assert restarted.status == "warn"
     disabled = doctor.check_unit(host_for(paths, {"systemctl show": (0, SHOW_ACTIVE.replace("=enabled", "=disabled"))}))
     assert disabled.status == "warn" and "systemctl enable" in disabled.fix
@@ -285,6 +287,7 @@ def library_values(host: str, port: int) -> dict:
 
 def test_library_accepts_a_lan_library_with_a_self_signed_certificate_and_names_it(paths):
     import shutil
+
     from unit_helpers import Library
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
@@ -299,6 +302,7 @@ def test_library_accepts_a_lan_library_with_a_self_signed_certificate_and_names_
 
 def test_library_that_is_not_https_is_a_warning_naming_it(paths):
     import shutil
+
     from unit_helpers import Library
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
@@ -337,7 +341,8 @@ def test_library_is_skipped_with_invalid_settings(paths):
 
 # ---------------------------------------------------------------- hostile input: one line, never a crash
 def test_a_deeply_nested_manifest_is_a_warning_naming_it_not_a_crash(paths, capsys, monkeypatch):
-    from hailo_ollama_service.cli import handlers, main as cli
+    from hailo_ollama_service.cli import handlers
+    from hailo_ollama_service.cli import main as cli
     write(paths.manifests_dir / "evil/1b/manifest.json", "[" * 200000)
     write(paths.manifests_dir / "q/1b/manifest.json", json.dumps({"size": 1}))
     disk = doctor.check_disk(host_for(paths))

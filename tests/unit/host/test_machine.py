@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
-from proc_helpers import (HEADER, HOSTILE, PASSWD, SERVICE_UID, SESSION_CGROUP, UNIT_CGROUP, V6_LOOPBACK,
-                          listen)
-from unit_helpers import write
-
 from hailo_ollama_service.host import machine as checks
+
+from proc_helpers import HEADER, HOSTILE, PASSWD, SERVICE_UID, SESSION_CGROUP, UNIT_CGROUP, V6_LOOPBACK, listen
+from unit_helpers import write
 
 
 def fake_proc(root, port, inode="4242", pid="77", comm="ollama", unit="ollama.service", uid="0", state="0A"):

@@ -10,14 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-from unit_helpers import write
 
 from hailo_ollama_service import __version__
-from hailo_ollama_service.host import metrics
-from hailo_ollama_service.root import publish
-from hailo_ollama_service.host.machine import Host
 from hailo_ollama_service.fs.atomic import WriteError
 from hailo_ollama_service.fs.nofollow import Unsafe
+from hailo_ollama_service.host import metrics
+from hailo_ollama_service.host.machine import Host
+from hailo_ollama_service.root import publish
+
+from unit_helpers import write
 
 SHOW = ("ActiveState=active\nSubState=running\nNRestarts=3\nExecMainStatus=134\nExecMainCode=2\n"
         "UnitFileState=enabled\nLoadState=loaded")

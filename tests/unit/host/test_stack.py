@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from unit_helpers import write
 
 from hailo_ollama_service.host import doctor, report, stack
 from hailo_ollama_service.host.machine import Host
+
+from unit_helpers import write
 
 IDENTIFY = ("Executing on device: 0001:01:00.0\nIdentifying board\nControl Protocol Version: 2\n"
             "Firmware Version: {} (release,app,extended context switch buffer)\nLogger Version: 0\n"

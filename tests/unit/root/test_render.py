@@ -7,12 +7,13 @@ import os
 import stat
 
 import pytest
-from unit_helpers import tree, write
 
 from hailo_ollama_service.config import outputs, record
-from hailo_ollama_service.root import apply, render
-from hailo_ollama_service.config.schema import DEFAULTS
 from hailo_ollama_service.config.load import ConfigError
+from hailo_ollama_service.config.schema import DEFAULTS
+from hailo_ollama_service.root import apply, render
+
+from unit_helpers import tree, write
 
 UPSTREAM_5_1_KEYS = {"server": {"host", "port"}, "library": {"host", "port"}, "main_poll_time_ms": None}
 

@@ -8,8 +8,8 @@ import socket
 import time
 
 from hailo_ollama_service.client import api, pull
-from hailo_ollama_service.user import keepwarm
 from hailo_ollama_service.config.schema import DEFAULTS
+from hailo_ollama_service.user import keepwarm
 
 
 def values(port: int, model: str = "qwen2:1.5b", keep: bool = True) -> dict:

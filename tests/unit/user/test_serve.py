@@ -61,7 +61,7 @@ def tree(tmp_path):
     return tmp_path
 
 
-def start(root: Path, **env: "str | None") -> subprocess.Popen:
+def start(root: Path, **env: str | None) -> subprocess.Popen:
     environ = dict(os.environ, PYTHONPATH=str(REPO), FAKE_RECORD=str(root / "record.json"),
                    OLLAMA_HOST="127.0.0.1:11434")
     environ.update(env)

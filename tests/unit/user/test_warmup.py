@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from hailo_ollama_service.user import warmup
 from hailo_ollama_service.config.schema import DEFAULTS
+from hailo_ollama_service.user import warmup
 
 
 def values(port: int, model: str) -> dict:
