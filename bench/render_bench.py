@@ -53,6 +53,10 @@ class _Version(http.server.BaseHTTPRequestHandler):
 def main() -> int:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     env.pop("MAINPID", None)
+    # As installed: the byte code is there (py3compile at install), not compiled at every run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "hailo_ollama_service")], check=True,
+                   env=env, stdout=subprocess.DEVNULL)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Version)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with tempfile.TemporaryDirectory() as root:

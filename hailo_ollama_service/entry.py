@@ -9,9 +9,11 @@ one address (``probe``). Both are answered here, importing nothing but
 ``os`` and ``sys`` (and ``socket`` for the probe), so a Pi pays little more
 than the interpreter's own start. Anything else, and any command line this
 module does not fully understand, goes to ``cli.main``.
-"""
 
-from __future__ import annotations
+The modules on these paths (this one, ``stamp``, ``probe``, ``constants``
+and ``user.serve``) do without ``from __future__ import annotations``,
+which alone costs about 0.1 ms: annotations that need it are strings.
+"""
 
 import os
 import sys
@@ -19,7 +21,7 @@ import sys
 from hailo_ollama_service import stamp
 
 
-def _split_root(argv: list[str], environ: dict[str, str]) -> tuple[str, list[str]] | None:
+def _split_root(argv: list[str], environ: dict[str, str]) -> "tuple[str, list[str]] | None":
     """(root, the rest) of a command line, like the full parser's --root; None
     when another conffile is named (HAILO_OLLAMA_CONFIG: not stamped)."""
     if environ.get("HAILO_OLLAMA_CONFIG"):
@@ -29,7 +31,7 @@ def _split_root(argv: list[str], environ: dict[str, str]) -> tuple[str, list[str
     return environ.get("HAILO_OLLAMA_ROOT") or "/", list(argv)
 
 
-def render_args(argv: list[str], environ: dict[str, str]) -> tuple[str, bool] | None:
+def render_args(argv: list[str], environ: dict[str, str]) -> "tuple[str, bool] | None":
     """(root, try_restart) when ``argv`` is a plain ``render`` the fast path may answer, else None."""
     found = _split_root(argv, environ)
     if found is None:
@@ -40,13 +42,13 @@ def render_args(argv: list[str], environ: dict[str, str]) -> tuple[str, bool] | 
     return root, "--try-restart" in args
 
 
-def sync_args(argv: list[str], environ: dict[str, str]) -> str | None:
+def sync_args(argv: list[str], environ: dict[str, str]) -> "str | None":
     """The root of a plain ``sync-models`` run as a non-root user, else None."""
     found = _split_root(argv, environ)
     return found[0] if found and found[1] == ["sync-models"] and os.geteuid() != 0 else None
 
 
-def wait_args(argv: list[str], environ: dict[str, str]) -> tuple[str, float, bool, int | None] | None:
+def wait_args(argv: list[str], environ: dict[str, str]) -> "tuple[str, float, bool, int | None] | None":
     """(root, timeout, quiet, pid) of a ``wait-ready`` command line, or None
     for anything the full parser must handle (help, errors, other commands)."""
     found = _split_root(argv, environ)
@@ -74,7 +76,7 @@ def wait_args(argv: list[str], environ: dict[str, str]) -> tuple[str, float, boo
     return root, timeout, quiet, pid
 
 
-def fast(argv: list[str]) -> int | None:
+def fast(argv: list[str]) -> "int | None":
     """Answer ``render`` when unchanged, ``wait-ready`` and ``serve``; return
     the exit status, or None to take the full command line (see main)."""
     environ = dict(os.environ)
@@ -98,7 +100,7 @@ def fast(argv: list[str]) -> int | None:
     return probe.report_wait(probe.client_host(address[0]), address[1], timeout, pid, quiet)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: "list[str] | None" = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``): the fast
     answers above when they apply, else the full parser. Returns the exit status."""
     args = sys.argv[1:] if argv is None else list(argv)

@@ -7,8 +7,6 @@ in enum and selectors, ``typing`` costs as much again): a raw HTTP/1.0
 listens.
 """
 
-from __future__ import annotations
-
 import _socket as socket
 import os
 import sys
@@ -42,7 +40,7 @@ def url(host: str, port: int) -> str:
 VERSION_MAX = 64
 
 
-def version_of(body: bytes) -> str | None:
+def version_of(body: bytes) -> "str | None":
     """The string value of ``"version"`` in a small JSON object (its escapes decoded), or
     None, also for one longer than VERSION_MAX characters. Not escaped for a terminal:
     see report_wait."""
@@ -78,7 +76,7 @@ def version_of(body: bytes) -> str | None:
     return found if len(found) <= VERSION_MAX else None
 
 
-def version(host: str, port: int, timeout: float = 2.0) -> str | None:
+def version(host: str, port: int, timeout: float = 2.0) -> "str | None":
     """``GET /api/version`` on host:port; the version string, or None if it does not answer.
 
     The whole exchange is bounded by ``timeout`` seconds; the answer is read
@@ -190,9 +188,9 @@ def pid_alive(pid: int, root: str = "/") -> bool:
 
 
 def wait_ready(host: str, port: int, timeout: float, interval: float = INTERVAL,
-               clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep,
-               pid: int | None = None) -> str | None:
+               clock: "Callable[[], float]" = time.monotonic,
+               sleep: "Callable[[float], None]" = time.sleep,
+               pid: "int | None" = None) -> "str | None":
     """Poll ``/api/version`` until it answers or ``timeout`` seconds pass.
 
     Each probe is bounded by the time left, so a server that accepts and
@@ -220,7 +218,7 @@ def wait_ready(host: str, port: int, timeout: float, interval: float = INTERVAL,
         sleep(min(interval, left))
 
 
-def report_wait(host: str, port: int, timeout: float, pid: int | None, quiet: bool) -> int:
+def report_wait(host: str, port: int, timeout: float, pid: "int | None", quiet: bool) -> int:
     """Run ``wait-ready``: wait, print the outcome, return the exit status (0 or 1)."""
     found = wait_ready(host, port, timeout, pid=pid)
     if found is None:
@@ -238,7 +236,7 @@ def report_wait(host: str, port: int, timeout: float, pid: int | None, quiet: bo
     return 0
 
 
-def mainpid(environ: dict[str, str]) -> int | None:
+def mainpid(environ: dict[str, str]) -> "int | None":
     """$MAINPID (set by systemd for ExecStartPost=) as a pid, or None."""
     value = environ.get("MAINPID", "")
     return int(value) if value.isdigit() and int(value) > 0 else None

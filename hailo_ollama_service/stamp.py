@@ -18,8 +18,6 @@ served address that ``wait-ready`` probes. Imports ``os``, ``sys`` and
 ``time`` only: ``entry`` answers from here without yaml or argparse.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -66,24 +64,17 @@ def tree_lines(top: str, depth: int = 6) -> list[str]:
 
 
 def package_lines() -> list[str]:
-    """The version and the stamp lines of this package's folders and files
-    (byte-code caches left out: a first import writes them)."""
-    lines = [f"version\t{__version__}", stat_line(PACKAGE_DIR)]
-    for name in sorted(os.listdir(PACKAGE_DIR)):
-        if name != "__pycache__":
-            path = os.path.join(PACKAGE_DIR, name)
-            lines.append(stat_line(path))
-            if os.path.isdir(path) and not os.path.islink(path):
-                lines.extend(stat_line(os.path.join(path, sub)) for sub in sorted(os.listdir(path))
-                             if sub != "__pycache__")
-    return lines
+    """The version and the stamp lines of this package's directory and what is
+    directly in it: its modules and its folders. An upgrade renames every file
+    into place, which changes the folder that holds it."""
+    return [f"version\t{__version__}"] + tree_lines(PACKAGE_DIR, 1)
 
 
 def _trusted(st: os.stat_result) -> bool:
     return st.st_uid in (0, os.geteuid()) and not st.st_mode & 0o022
 
 
-def read_private(path: str) -> str | None:
+def read_private(path: str) -> "str | None":
     """Text of a root-owned bookkeeping file (no link, not writable by others), or None."""
     try:
         if not _trusted(os.lstat(os.path.dirname(path))):
@@ -137,7 +128,7 @@ def _matches(path: str, header: str, kinds: tuple[str, ...]) -> bool:
     return True
 
 
-def young(lines: list[str], now_ns: int | None = None) -> bool:
+def young(lines: list[str], now_ns: "int | None" = None) -> bool:
     """True when a stamped file changed less than RACY_NS ago (its stamp could miss an edit)."""
     now = time.time_ns() if now_ns is None else now_ns
     for line in lines:
@@ -147,7 +138,7 @@ def young(lines: list[str], now_ns: int | None = None) -> bool:
     return False
 
 
-def served_address(root: str) -> tuple[str, int] | None:
+def served_address(root: str) -> "tuple[str, int] | None":
     """(listen host, port) the server was last rendered with, from root's
     bookkeeping (written by every successful render), or None."""
     text = read_private(os.path.join(root, BOOK_REL, SERVED_NAME))

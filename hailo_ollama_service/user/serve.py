@@ -12,8 +12,6 @@ open on a missing or invalid ``OLLAMA_HOST`` (0.0.0.0:8000), so ``serve``
 refuses to exec it with one. Kept lean: os and sys only on the fast path.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import sys
@@ -55,7 +53,7 @@ def _valid_name(host: str) -> bool:
             and all(c.isalnum() or c in ".-" for c in host))
 
 
-def check_listen_address(value: str | None) -> str | None:
+def check_listen_address(value: "str | None") -> "str | None":
     """Why ``OLLAMA_HOST`` is unfit to start the server with, or None.
 
     Upstream 5.3 and later listen on 0.0.0.0:8000 when ``OLLAMA_HOST`` is
@@ -77,7 +75,7 @@ def check_listen_address(value: str | None) -> str | None:
     return f"OLLAMA_HOST={shown!r} is not host:port or [ipv6]:port"
 
 
-def serve(root: str = "/", environ: dict[str, str] | None = None) -> int:
+def serve(root: str = "/", environ: "dict[str, str] | None" = None) -> int:
     """Sync the models, then exec the server. Returns only on failure.
 
     Takes the root (``--root``: the server is ROOT/usr/bin/hailo-ollama) and

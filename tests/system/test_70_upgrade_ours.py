@@ -6,6 +6,7 @@ version (Debs.LAST_RELEASE).
 test_71 upgrades from 1.0.0 with bookkeeping poisoned by the service user."""
 
 import re
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -15,6 +16,7 @@ import sandbox_watch
 pytestmark = pytest.mark.system
 
 PROMPT = "Configuration file '/etc/hailo/hailo-ollama.yaml'"
+PACKAGE_DIR = "/usr/lib/python3/dist-packages/hailo_ollama_service"
 
 
 def _install_previous(c, debs, hos_previous_deb, model):
@@ -78,15 +80,16 @@ def test_the_last_release_is_the_changelogs_entry_before_this_version():
 
 def test_an_upgrade_from_the_last_release_while_serving_fails_closed_and_keeps_the_user_in_its_sandbox(
         container, debs, hos_last_release_deb, hos_deb, shipped_conffile, model):
-    """1.3.0 ran sync-models as hailo-ollama outside the sandbox (setpriv) from
-    root's render, and its unit left OLLAMA_HOST unset until the first
-    render. From 1.4.0 root never runs the service user's step (the server's
-    start does, in the sandbox) and the unit sets a loopback OLLAMA_HOST
-    that the rendered file overrides. The upgrade itself (preinst, postinst,
-    the restart) runs no process of that user outside the sandbox."""
+    """Root never runs the service user's step (the server's start does, in
+    the sandbox) and the unit sets a loopback OLLAMA_HOST that the rendered
+    file overrides (since 1.4.0; 1.3.0, then the last release, ran
+    sync-models through setpriv and left OLLAMA_HOST unset). The upgrade
+    itself (preinst, postinst, the restart) runs no process of that user
+    outside the sandbox, and the package's modules move without a trace
+    of the old layout (1.4.1 split them into folders)."""
     c = container
     tags = _install_previous(c, debs, hos_last_release_deb, model)
-    assert "OLLAMA_HOST" not in c.unit_property(product.UNIT, "Environment")
+    old_modules = set(c.exec(["sh", "-c", f"cd {PACKAGE_DIR} && find . -name '*.py' | sort"]).stdout.split())
     blobs = _models(c)
     since = c.now()
     with sandbox_watch.Watch(c) as watch:
@@ -108,6 +111,16 @@ def test_an_upgrade_from_the_last_release_while_serving_fails_closed_and_keeps_t
     # the rendered environment wins over the unit's loopback default
     assert "OLLAMA_HOST=0.0.0.0:11434" in c.read_file(f"/proc/{pid}/environ").replace("\0", "\n")
     assert product.tag_names(c) == tags and _models(c) == blobs
+    # exactly the new package's modules, no stale byte code of a removed one
+    new_modules = set(c.exec(["sh", "-c", f"cd {PACKAGE_DIR} && find . -name '*.py' | sort"]).stdout.split())
+    shipped = {"./" + p.relative_to(product.REPO / "hailo_ollama_service").as_posix()
+               for p in (product.REPO / "hailo_ollama_service").rglob("*.py")}
+    assert new_modules == shipped, (old_modules - new_modules, new_modules ^ shipped)
+    pycs = c.exec(["sh", "-c", f"cd {PACKAGE_DIR} && find . -name '*.pyc'"]).stdout.split()
+    orphans = [p for p in pycs
+               if "./" + (PurePosixPath(p).parent.parent / PurePosixPath(p).name.split(".")[0]).as_posix() + ".py"
+               not in new_modules]
+    assert not orphans, orphans
     journal = c.journal(lines=400, since=since)
     assert "Failed with result" not in journal, journal
     # as root, sync-models is refused and names the restart that does it

@@ -1,4 +1,5 @@
-"""What a hostile server says (its version, model names) reaches no output raw.
+"""Tests of untrusted.py where it counts: what a hostile server says (its version, model names)
+reaches no output raw.
 
 The server is network-facing C++ that can be taken over; root runs doctor,
 verify and postinst-report against it, and metrics-publish copies what the

@@ -86,6 +86,41 @@ class FakeApi:
         self.httpd.server_close()
 
 
+TICK = 0.03  # longer than the kernel's coarse timestamp tick, so a later write gets a later ctime
+
+
+def apply_quietly(paths, try_restart: bool = False):
+    """Root's apply (root/apply.py) with --keep-last-good, no report and no systemctl; its Result."""
+    from hailo_ollama_service.root import apply
+    return apply.apply(paths, True, try_restart, report=lambda _l: None, run=lambda _a: None)
+
+
+def render_unchanged(paths, try_restart: bool = False) -> bool:
+    """Would the render fast path (stamp.stamp_unchanged) answer for ``paths``?"""
+    from hailo_ollama_service import stamp
+    return stamp.stamp_unchanged(str(paths.root), try_restart)
+
+
+SHOW_ACTIVE = ("ActiveState=active\nSubState=running\nNRestarts=0\nExecMainStatus=0\nExecMainCode=0\n"
+               "UnitFileState=enabled\nLoadState=loaded")
+
+
+def runner(answers: dict[str, tuple[int, str]]):
+    """A fake command runner: answers keyed by the first two words."""
+    def run(argv):
+        return answers.get(" ".join(argv[:2]), (127, f"{argv[0]}: not found"))
+    return run
+
+
+def host_for(paths, answers: dict[str, tuple[int, str]] | None = None, root: bool = True):
+    """A host.machine.Host for doctor's checks: upstream 5.1.1 installed, its unit active,
+    ``answers`` added to (or replacing) those of the fake command runner."""
+    from hailo_ollama_service.host.machine import Host
+    base = {"dpkg-query -W": (0, "5.1.1"), "systemctl show": (0, SHOW_ACTIVE)}
+    base.update(answers or {})
+    return Host(paths, run=runner(base), is_root=root, api_timeout=0.5)
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     import socket

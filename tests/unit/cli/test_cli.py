@@ -1,4 +1,4 @@
-"""Tests of cli.py: subcommands, exit statuses, one-line errors."""
+"""Tests of cli/main.py: subcommands, exit statuses, one-line errors."""
 
 from __future__ import annotations
 

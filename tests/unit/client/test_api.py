@@ -1,4 +1,4 @@
-"""Tests of api.py: the API's URL (the probes are in test_probe.py)."""
+"""Tests of client/api.py: the API's URL (the probes are in test_probe.py)."""
 
 from __future__ import annotations
 

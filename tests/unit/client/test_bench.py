@@ -1,4 +1,4 @@
-"""Tests of benchmark.py against the stand-in server with a fake device."""
+"""Tests of client/bench.py against the stand-in server with a fake device."""
 
 from __future__ import annotations
 

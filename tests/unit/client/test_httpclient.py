@@ -1,4 +1,4 @@
-"""Tests of httpclient.py against a hostile HTTP server on loopback (tests/unit/hostile.py)."""
+"""Tests of client/httpclient.py against a hostile HTTP server on loopback (tests/unit/hostile.py)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
-"""Tests of pull.py against the stand-in server on loopback."""
+"""Tests of client/pull.py against the stand-in server and stand-in libraries on loopback."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import shutil
-import socket
 import threading
 import time
 
@@ -71,11 +69,6 @@ def test_a_present_blob_that_fails_verification_without_a_library_is_reported(st
     with pytest.raises(PullError, match="could not verify the present blob"):
         pull.pull(standin.values(), "qwen2:1.5b", Progress(io.StringIO(), False),
                   reachable=lambda h, p: f"cannot resolve {h}: Name or service not known")
-
-
-def test_the_library_probe_names_an_unresolvable_host():
-    problem = pull.library_reachable("no-such-host.invalid", 443, timeout=2)
-    assert problem and "no-such-host.invalid" in problem
 
 
 def test_the_terminal_bar_redraws_one_line_with_rate_and_eta():
@@ -198,22 +191,6 @@ def test_model_names_from_the_server_are_escaped_and_their_list_bounded(hostile_
 
 # ---------------------------------------------------------------- a library on the LAN
 @pytest.fixture
-def lan_library():
-    """Start stand-in model libraries on loopback (HTTPS, self-signed for another name); stopped afterwards."""
-    from unit_helpers import Library
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (the stand-in library makes its certificate with it)")
-    started = []
-
-    def start(*args):
-        started.append(Library(*args))
-        return started[-1]
-    yield start
-    for one in started:
-        one.stop()
-
-
-@pytest.fixture
 def standin_at(tmp_path):
     """Start a stand-in whose library is the given (host, port); stopped afterwards."""
     from unit_helpers import Standin
@@ -230,36 +207,6 @@ def standin_at(tmp_path):
 def blobs(standin) -> list[str]:
     blob = standin.data / "blob"
     return sorted(p.name for p in blob.iterdir()) if blob.is_dir() else []
-
-
-def test_the_library_port_is_library_port_for_5_1_and_443_from_5_3_on():
-    values = dict(DEFAULTS, **{"library.host": "lib.lan", "library.port": 8443})
-    assert pull.library_address(values, None) == ("lib.lan", 8443)
-    assert pull.library_address(values, "5.1.1") == ("lib.lan", 8443)
-    assert pull.library_address(values, "5.3.0-1") == ("lib.lan", 443)
-    assert pull.library_address(values, "5.4.0") == ("lib.lan", 443)
-
-
-def test_the_probe_accepts_a_self_signed_certificate_for_another_name_as_upstream_does(lan_library):
-    library = lan_library()
-    assert pull.library_reachable("localhost", library.port, timeout=5) is None
-    assert pull.library_reachable("127.0.0.1", library.port, timeout=5) is None
-
-
-def test_the_probe_refuses_a_library_that_is_not_https(lan_library):
-    library = lan_library("--plain")
-    problem = pull.library_reachable("127.0.0.1", library.port, timeout=5)
-    assert problem and "does not answer HTTPS" in problem and f"127.0.0.1:{library.port}" in problem
-
-
-def test_the_probe_is_bounded_when_a_port_accepts_but_never_speaks_tls():
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        start = time.monotonic()
-        problem = pull.library_reachable("127.0.0.1", silent.getsockname()[1], timeout=1)
-    assert time.monotonic() - start < 3
-    assert problem and "completes no TLS handshake within 1 s" in problem
 
 
 def test_a_pull_from_a_lan_library_lands_the_blob_and_names_the_library(lan_library, standin_at):

@@ -1,6 +1,7 @@
-"""The debconf scripts agree with the settings schema: the config script's
-static question list (it runs before the package is unpacked, so it cannot
-ask the command) is pinned here, and the postinst names no question itself."""
+"""Tests of config/schema.py's debconf questions against the debconf scripts, which agree with them:
+the config script's static question list (it runs before the package is
+unpacked, so it cannot ask the command) is pinned here, and the postinst
+names no question itself."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of settings.py: strict parsing, one-line errors, layering."""
+"""Tests of config/load.py: strict parsing, one-line errors, layering."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of bookkeeping.py: root's own record, and rebuilding it from root's rendered files."""
+"""Tests of config/record.py: root's own record of the last good settings, and the values served."""
 
 from __future__ import annotations
 
@@ -43,19 +43,23 @@ def test_last_good_values_are_checked_by_the_schema(paths):
     assert bookkeeping.last_good({"last_good": {"unknown.key": 1}}) == DEFAULTS
 
 
-def test_the_last_good_settings_are_rebuilt_from_the_json_drop_in_and_environment(paths):
-    write(paths.conffile, "server:\n  host: ::1\n  port: 11500\nlibrary:\n  host: mirror.lan\n  port: 8443\n"
-          "main_poll_time_ms: 150\nresource_limits:\n  memory_max: 3G\n  cpu_quota: infinity\n"
-          "device:\n  group_id: SHARED\nwarmup:\n  model: qwen2:1.5b\n")
+def test_a_bookkeeping_file_others_could_write_is_ignored(paths):
+    write(paths.conffile, "server:\n  port: 11500\n")
     render.render(paths)
-    expected = dict(json.loads(paths.book.read_text())["last_good"], **{"warmup.model": ""})
-    assert bookkeeping.recover(paths) == expected
+    doc = json.loads(paths.book.read_text())
+    doc["last_good"]["server.port"] = 11999
+    paths.book.write_text(json.dumps(doc))
+    os.chmod(paths.book, 0o666)
+    assert bookkeeping.served_values(paths)["server.port"] == 11500  # from the settings, not the file
 
 
-def test_nothing_is_rebuilt_without_a_usable_json(paths):
-    assert bookkeeping.recover(paths) is None
-    write(paths.upstream_json, '{"server": {"port": 1}}')
-    assert bookkeeping.recover(paths) is None
-    write(paths.upstream_json, json.dumps({"server": {"host": "0.0.0.0", "port": 0}, "library": {
-        "host": "dev-public.hailo.ai", "port": 443}, "main_poll_time_ms": 200}))
-    assert bookkeeping.recover(paths) is None  # port 0 fails the schema
+def test_served_values_are_the_last_good_ones_while_the_settings_are_invalid(paths):
+    write(paths.conffile, "server:\n  port: 11500\n")
+    render.render(paths)
+    write(paths.conffile, "server:\n  port: 0\n")
+    assert bookkeeping.served_values(paths)["server.port"] == 11500
+
+
+def test_served_values_fall_back_to_the_settings_before_the_first_render(paths):
+    write(paths.conffile, "server:\n  port: 11600\n")
+    assert bookkeeping.served_values(paths)["server.port"] == 11600

@@ -1,4 +1,4 @@
-"""Tests of schema.py: the validators and the schema itself."""
+"""Tests of config/schema.py: the validators and the schema itself."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of fsutil.py: atomic writes, modes, symlinks, the render lock."""
+"""Tests of fs/atomic.py: atomic writes, modes, symlinks, the render lock."""
 
 from __future__ import annotations
 

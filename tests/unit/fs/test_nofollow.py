@@ -1,4 +1,4 @@
-"""Tests of nofollow.py: walking a tree another user can write without being steered."""
+"""Tests of fs/nofollow.py: walking a tree another user can write without being steered."""
 
 from __future__ import annotations
 

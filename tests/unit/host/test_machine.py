@@ -1,4 +1,4 @@
-"""Tests of checks.py against fake /proc and /dev trees."""
+"""Tests of host/machine.py against fake /proc and /dev trees, and its command runner."""
 
 from __future__ import annotations
 
@@ -163,3 +163,11 @@ def test_our_server_on_both_families_is_fine(tmp_path):
     listen(tmp_path, 11434, 78, SERVICE_UID, UNIT_CGROUP, address=V6_LOOPBACK, inode="9002")
     status, found, _fix = checks.port_verdict(11434, tmp_path)
     assert status == "ok" and "0.0.0.0:11434" in found and "[::1]:11434" in found
+
+
+def test_a_command_that_cannot_be_executed_is_reported_not_raised(tmp_path):
+    script = tmp_path / "tool"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o644)  # not executable
+    code, out = checks.run_command([str(script)])
+    assert code == 126 and "Permission denied" in out

@@ -1,4 +1,4 @@
-"""Tests of stack.py and doctor's ``stack`` check on faked machines: dpkg's
+"""Tests of host/stack.py and doctor's ``stack`` check on faked machines: dpkg's
 status file, /sys/module and a fake ``hailortcli`` below a scratch root."""
 
 from __future__ import annotations
@@ -264,10 +264,6 @@ def test_the_json_report_carries_the_versions_found(paths):
     }
     stack_line = next(c for c in doc["checks"] if c["id"] == "stack")
     assert set(stack_line) == {"id", "status", "found", "fix"} and stack_line["status"] == "ok"
-
-
-def test_a_report_without_the_stack_check_has_a_null_stack(paths):
-    assert report.report_json([report.Check("unit", "ok", "active")])["stack"] is None
 
 
 def test_what_hailortcli_prints_is_escaped_before_it_reaches_the_report():

@@ -1,17 +1,15 @@
-"""Tests of render.py: the outputs, idempotence, last-good fallback, restarts."""
+"""Tests of root/render.py: the outputs, idempotence, last-good fallback, the service user's tree left alone."""
 
 from __future__ import annotations
 
 import json
-import os
 import stat
 
 import pytest
 
-from hailo_ollama_service.config import outputs, record
+from hailo_ollama_service.config import record
 from hailo_ollama_service.config.load import ConfigError
-from hailo_ollama_service.config.schema import DEFAULTS
-from hailo_ollama_service.root import apply, render
+from hailo_ollama_service.root import render
 
 from unit_helpers import tree, write
 
@@ -33,20 +31,6 @@ def test_settings_from_the_conffile_reach_the_json_env_and_drop_in(paths):
     assert "OLLAMA_HOST=0.0.0.0:11500\n" in paths.env_file.read_text()
     dropin = paths.dropin.read_text()
     assert "[Service]\nMemoryMax=2G\nCPUQuota=150%\n" in dropin
-
-
-def test_the_environment_brackets_ipv6_and_adds_group_and_library_only_when_set():
-    values = dict(DEFAULTS)
-    assert outputs.environment(values).decode().splitlines()[1:] == ["OLLAMA_HOST=0.0.0.0:11434"]
-    values.update({"server.host": "::", "device.group_id": "SHARED", "library.host": "mirror.example"})
-    assert outputs.environment(values).decode().splitlines()[1:] == [
-        "OLLAMA_HOST=[::]:11434", "HAILO_OLLAMA_VDEVICE_GROUP_ID=SHARED",
-        "HAILO_OLLAMA_LIBRARY_HOST=mirror.example"]
-
-
-def test_an_infinite_cpu_quota_resets_the_limit():
-    values = dict(DEFAULTS, **{"resource_limits.cpu_quota": "infinity"})
-    assert "\nCPUQuota=\n" in outputs.dropin(values).decode()
 
 
 def test_the_drop_in_sorts_before_an_admins_systemctl_edit_override(paths):
@@ -128,49 +112,6 @@ def test_a_symlink_planted_at_an_output_is_refused_and_its_target_untouched(path
     assert victim.read_text() == "precious\n"
 
 
-def test_apply_restarts_only_when_an_output_changed(paths):
-    calls = []
-    apply.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append)
-    assert calls == [["daemon-reload"], ["try-restart", "hailo-ollama.service"]]
-    calls.clear()
-    apply.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append)
-    assert calls == []
-    write(paths.conffile, "server:\n  port: 11600\n")
-    apply.apply(paths, keep_last_good=True, try_restart=True, report=lambda _l: None, run=calls.append)
-    assert calls == [["try-restart", "hailo-ollama.service"]]
-
-
-def test_apply_does_not_restart_for_an_invalid_edit(paths):
-    render.render(paths)
-    write(paths.conffile, "server:\n  port: 0\n")
-    calls = []
-    result = apply.apply(paths, True, True, report=lambda _l: None, run=calls.append)
-    assert result.error and calls == []
-
-
-def test_apply_renders_again_when_the_conffile_changes_during_a_restart(paths):
-    render.render(paths)
-    ports = iter([11501, 11502])
-    calls = []
-
-    def restart(args):  # an admin saves twice while the server restarts
-        calls.append(args)
-        port = next(ports, None)
-        if port:
-            write(paths.conffile, f"server:\n  port: {port}\n")
-
-    write(paths.conffile, "server:\n  port: 11500\n")
-    apply.apply(paths, True, True, report=lambda _l: None, run=restart)
-    assert json.loads(paths.upstream_json.read_text())["server"]["port"] == 11502
-    assert len(calls) == 3
-
-
-def test_apply_without_try_restart_never_calls_systemctl(paths):
-    calls = []
-    apply.apply(paths, False, False, report=lambda _l: None, run=calls.append)
-    assert calls == []
-
-
 def test_render_never_touches_the_service_users_tree(paths):
     write(paths.upstream_manifests / "qwen2/1.5b/manifest.json", "{}")
     render.render(paths)
@@ -213,27 +154,6 @@ def test_without_roots_record_the_last_good_settings_are_rebuilt_from_the_render
     assert json.loads(paths.book.read_text())["last_good"] == expected
 
 
-def test_a_bookkeeping_file_others_could_write_is_ignored(paths):
-    write(paths.conffile, "server:\n  port: 11500\n")
-    render.render(paths)
-    doc = json.loads(paths.book.read_text())
-    doc["last_good"]["server.port"] = 11999
-    paths.book.write_text(json.dumps(doc))
-    os.chmod(paths.book, 0o666)
-    assert record.served_values(paths)["server.port"] == 11500  # from the settings, not the file
-
-
-@pytest.mark.parametrize("key, value", [
-    ("server.host", "example.org\nExecStartPre=/bin/sh"), ("resource_limits.memory_max", "4G\nUser=root"),
-    ("resource_limits.cpu_quota", "80%\\"), ("device.group_id", "A\rB"), ("library.host", "a$b"),
-    ("server.port", "11434\nX=1")])
-def test_a_value_that_could_add_a_line_to_a_systemd_file_is_refused_before_writing(paths, key, value):
-    values = dict(DEFAULTS, **{key: value})
-    from hailo_ollama_service.fs.atomic import WriteError
-    with pytest.raises(WriteError, match=f"{key}: refusing to write"):
-        outputs.environment(values) + outputs.dropin(values)
-
-
 def test_a_poisoned_last_good_record_is_not_written_into_the_environment(paths):
     write(paths.conffile, "server:\n  port: 11500\n")
     render.render(paths)
@@ -246,99 +166,8 @@ def test_a_poisoned_last_good_record_is_not_written_into_the_environment(paths):
     assert "LD_PRELOAD" not in paths.env_file.read_text()
 
 
-def _ship(paths, rel: str, text: str) -> None:
-    target = paths.upstream_manifests / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-
-
-def test_apply_restarts_the_server_when_only_upstreams_manifests_changed(paths):
-    apply.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None)
-    _ship(paths, "new/1b/manifest.json", '{"hef_h10h": "x"}')
-    calls = []
-    result = apply.apply(paths, True, True, report=lambda _l: None, run=calls.append)
-    assert calls == [["try-restart", "hailo-ollama.service"]]
-    assert result.changed == [str(paths.upstream_manifests)]
-
-
-def test_apply_restarts_nothing_when_upstreams_manifests_are_the_same_again(paths):
-    _ship(paths, "a/1b/manifest.json", "{}")
-    apply.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None)
-    (paths.upstream_manifests / "a/1b/manifest.json").write_text("{}")  # rewritten, same content
-    calls = []
-    result = apply.apply(paths, True, True, report=lambda _l: None, run=calls.append)
-    assert calls == [] and result.changed == []
-
-
-def test_apply_never_touches_the_service_users_tree_nor_starts_a_process(paths, monkeypatch):
-    import subprocess
-
-    from hailo_ollama_service.user import models as state
-    _ship(paths, "a/1b/manifest.json", "{}")
-    monkeypatch.setattr(state, "sync", lambda *a, **k: pytest.fail("root ran the service user's step"))
-    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail(f"root started {a}"))
-    apply.apply(paths, True, True, report=lambda _l: None, run=lambda _a: None)
-    assert not paths.state_dir.exists()
-
-
-def test_a_start_records_upstreams_manifests_so_a_later_edit_restarts_nothing_for_them(paths):
-    _ship(paths, "a/1b/manifest.json", "{}")
-    apply.apply(paths, True, False, report=lambda _l: None)  # the unit's ExecStartPre=+
-    calls = []
-    apply.apply(paths, True, True, report=lambda _l: None, run=calls.append)
-    assert calls == []
-
-
-def test_a_failing_systemctl_is_a_warning_not_a_crash(paths):
-    import subprocess
-
-    def failing(args):
-        raise subprocess.CalledProcessError(1, ["systemctl", *args])
-    result = apply.apply(paths, True, True, report=lambda _l: None, run=failing)
-    assert any("try-restart hailo-ollama.service failed" in w for w in result.warnings)
-
-
-def test_served_values_are_the_last_good_ones_while_the_settings_are_invalid(paths):
-    write(paths.conffile, "server:\n  port: 11500\n")
-    render.render(paths)
-    write(paths.conffile, "server:\n  port: 0\n")
-    assert record.served_values(paths)["server.port"] == 11500
-
-
-def test_served_values_fall_back_to_the_settings_before_the_first_render(paths):
-    write(paths.conffile, "server:\n  port: 11600\n")
-    assert record.served_values(paths)["server.port"] == 11600
-
-
-def test_keep_loaded_sets_the_timers_flag_and_starts_or_stops_the_timer_only_on_a_change(paths):
-    calls = []
-
-    def again():
-        apply.apply(paths, True, True, report=lambda _l: None, run=calls.append)
-    again()
-    assert not paths.keep_flag.exists() and not [c for c in calls if "hailo-ollama-keepwarm.timer" in c]
-    write(paths.conffile, "warmup:\n  model: qwen2:1.5b\n  keep_loaded: true\n")
-    calls.clear()
-    again()
-    assert paths.keep_flag.is_file() and ["--no-block", "start", "hailo-ollama-keepwarm.timer"] in calls
-    calls.clear()
-    again()
-    assert calls == []
-    write(paths.conffile, "warmup:\n  model: \"\"\n  keep_loaded: true\n")  # nothing to keep loaded
-    again()
-    assert not paths.keep_flag.exists() and ["--no-block", "stop", "hailo-ollama-keepwarm.timer"] in calls
-
-
 def test_the_keep_loaded_flag_does_not_restart_the_server(paths):
     render.render(paths)
     write(paths.conffile, "warmup:\n  model: qwen2:1.5b\n  keep_loaded: true\n")
     result = render.render(paths)
     assert result.keep_changed and not result.server_affected
-
-
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "127.0.0.1", "::1", "pi5.local", "192.168.1.20"])
-def test_every_rendered_ollama_host_passes_the_check_serve_makes_before_starting_the_server(host):
-    from hailo_ollama_service.user import serve
-    values = dict(DEFAULTS, **{"server.host": host, "server.port": 11500})
-    line = next(x for x in outputs.environment(values).decode().splitlines() if x.startswith("OLLAMA_HOST="))
-    assert serve.check_listen_address(line.split("=", 1)[1]) is None

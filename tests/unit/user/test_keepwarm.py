@@ -1,4 +1,4 @@
-"""Tests of keepwarm.py against the stand-in server and a fake API on loopback."""
+"""Tests of user/keepwarm.py against the stand-in server and a fake API on loopback."""
 
 from __future__ import annotations
 

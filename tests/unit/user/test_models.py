@@ -1,4 +1,4 @@
-"""Tests of state.py: the service user's data directory and the manifest mirror."""
+"""Tests of user/models.py: the service user's data directory, the manifest mirror and its sync stamp."""
 
 from __future__ import annotations
 
@@ -229,3 +229,10 @@ def test_a_deeply_nested_record_starts_a_new_record_instead_of_crashing(paths, m
     paths.mirror_record.write_text('{"mirrored": ' + "[" * 100000 + "]" * 100000 + "}")
     changed, warnings, error = state.sync_here(paths)
     assert error is None and any("levels deep" in w for w in warnings)
+
+
+def test_a_sync_that_warned_leaves_no_stamp_so_it_warns_again(paths, later):
+    write(paths.upstream_manifests / "qwen2/1.5b/manifest.json", "{}")
+    write(paths.manifests_dir / "qwen2/1.5b/manifest.json", "admin's own")
+    _changed, warnings = state.sync(paths)
+    assert warnings and not paths.sync_stamp.exists()

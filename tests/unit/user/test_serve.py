@@ -1,4 +1,4 @@
-"""serve.py: the unit's main process (the model step, then exec of the server).
+"""Tests of user/serve.py: the unit's main process (the model step, then exec of the server).
 
 serve refuses root, so the runs below stand in for the service user the way
 test_cli's sync-models tests do: os.geteuid reports 1000 in the process that

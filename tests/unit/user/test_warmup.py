@@ -1,4 +1,4 @@
-"""Tests of warmup.py against a fake API on loopback."""
+"""Tests of user/warmup.py against a fake API on loopback."""
 
 from __future__ import annotations
 
