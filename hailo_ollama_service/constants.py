@@ -18,7 +18,6 @@ SERVER = "/usr/bin/hailo-ollama"
 UPSTREAM_MANIFESTS_REL = "usr/share/hailo-ollama/models/manifests"
 
 # The settings (the conffile and its layers)
-CONFFILE = "/etc/hailo/hailo-ollama.yaml"
 CONFFILE_REL = "etc/hailo/hailo-ollama.yaml"
 LAYER_DIR_REL = "etc/hailo/hailo-ollama.d"
 DEBCONF_LAYER_NAME = "00-debconf.yaml"

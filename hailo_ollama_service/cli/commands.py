@@ -46,12 +46,17 @@ class Option:
         """True when the option is followed by a value."""
         return self.kind != "flag" and not self.positional
 
+    @property
+    def value_name(self) -> str:
+        """What stands for the value in the docs: the metavar, else the name in capitals."""
+        return self.metavar or self.names[-1].lstrip("-").upper()
+
     def synopsis(self) -> str:
         """The option as the man page and usage show it: ``--timeout S``, ``MODEL``."""
         if self.positional:
-            return self.metavar or self.names[0].upper()
+            return self.value_name
         names = ", ".join(self.names)
-        return f"{names} {self.metavar or self.names[-1].lstrip('-').upper()}" if self.takes_value else names
+        return f"{names} {self.value_name}" if self.takes_value else names
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import sys
 
 from hailo_ollama_service import __version__
 from hailo_ollama_service.cli.commands import COMMANDS, Command
-from hailo_ollama_service.config.generate import roff
+from hailo_ollama_service.config.generate import print_generated, roff
 
 
 def usage(command: Command) -> str:
@@ -25,7 +25,7 @@ def usage(command: Command) -> str:
             members = [o.synopsis() for o in command.options if o.exclusive == option.exclusive]
             parts.append("[" + " | ".join(members) + "]")
         elif option.takes_value:
-            parts.append(f"[{option.names[0]} {option.metavar or option.names[-1].lstrip('-').upper()}]")
+            parts.append(f"[{option.names[0]} {option.value_name}]")
         else:
             parts.append(f"[{option.names[0]}]")
     for option in command.options:
@@ -107,12 +107,7 @@ _hailo_ollama_service() {{
 
 def main(argv: list[str]) -> int:
     """Print the generated file named by argv[0]; return the exit status."""
-    makers = {"man8": man8, "completion": completion}
-    if len(argv) != 1 or argv[0] not in makers:
-        print(f"usage: python3 -m hailo_ollama_service.cli.docs {{{'|'.join(makers)}}}", file=sys.stderr)
-        return 2
-    sys.stdout.write(makers[argv[0]]())
-    return 0
+    return print_generated("hailo_ollama_service.cli.docs", {"man8": man8, "completion": completion}, argv)
 
 
 if __name__ == "__main__":

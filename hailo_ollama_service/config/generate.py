@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from typing import Callable
 
-from hailo_ollama_service.config.schema import DEBCONF_PACKAGE, SETTINGS, Setting, sections, yaml_scalar
+from hailo_ollama_service.config.schema import SETTINGS, Setting, sections, yaml_scalar
+from hailo_ollama_service.constants import DEBCONF_PACKAGE
 
 CONFFILE_HEADER = """\
 /etc/hailo/hailo-ollama.yaml: settings of the hailo-ollama service.
@@ -129,14 +131,20 @@ def preseed() -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str]) -> int:
-    """Print the generated file named by argv[0]; return the exit status."""
-    makers = {"conffile": conffile, "templates": templates, "man5": man5, "preseed": preseed}
+def print_generated(module: str, makers: dict[str, Callable[[], str]], argv: list[str]) -> int:
+    """Print the file that ``makers`` makes for the name in argv[0] (``python3
+    -m MODULE NAME``); return the exit status, 2 with a usage line otherwise."""
     if len(argv) != 1 or argv[0] not in makers:
-        print(f"usage: python3 -m hailo_ollama_service.config.generate {{{'|'.join(makers)}}}", file=sys.stderr)
+        print(f"usage: python3 -m {module} {{{'|'.join(makers)}}}", file=sys.stderr)
         return 2
     sys.stdout.write(makers[argv[0]]())
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """Print the generated file named by argv[0]; return the exit status."""
+    return print_generated("hailo_ollama_service.config.generate",
+                           {"conffile": conffile, "templates": templates, "man5": man5, "preseed": preseed}, argv)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from hailo_ollama_service import constants
-
 Value = Union[bool, int, str]
 
 # Each pattern must match the whole value: always used with fullmatch, as
@@ -210,7 +208,6 @@ SETTINGS: tuple[Setting, ...] = (
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 BY_QUESTION: dict[str, Setting] = {s.question: s for s in SETTINGS if s.question}
 DEFAULTS: dict[str, Value] = {s.key: s.default for s in SETTINGS}
-DEBCONF_PACKAGE = constants.DEBCONF_PACKAGE
 
 
 def sections() -> dict[str, list[Setting]]:

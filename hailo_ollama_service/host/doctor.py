@@ -19,7 +19,7 @@ from hailo_ollama_service.client import api, library
 from hailo_ollama_service.config import load as settings
 from hailo_ollama_service.config import outputs
 from hailo_ollama_service.config.record import served_values
-from hailo_ollama_service.constants import SERVICE_USER, UNIT
+from hailo_ollama_service.constants import SERVER, SERVICE_USER, UNIT
 from hailo_ollama_service.host import machine, manifests, stack
 from hailo_ollama_service.host.machine import Host
 from hailo_ollama_service.host.report import Check, StackCheck, failed, guarded
@@ -35,7 +35,7 @@ def check_binary(host: Host) -> Check:
     problem = machine.binary_problem(host.paths.root)
     if problem:
         return Check("binary", "fail", *problem)
-    found = f"{machine.UPSTREAM_BINARY}, hailo-gen-ai-model-zoo {version or 'version unknown'}"
+    found = f"{SERVER}, hailo-gen-ai-model-zoo {version or 'version unknown'}"
     return Check("binary", "ok", found)
 
 

@@ -25,7 +25,6 @@ from hailo_ollama_service.fs import nofollow
 from hailo_ollama_service.host import listeners
 from hailo_ollama_service.untrusted import shown
 
-UPSTREAM_BINARY = SERVER
 DEVICE_GLOBS = ("/dev/hailo[0-9]*", "/dev/h1x-[0-9]*")
 
 
@@ -186,7 +185,7 @@ def device_nodes(root: Path = Path("/")) -> list[str]:
 
 def binary_present(root: Path = Path("/")) -> bool:
     """True when the upstream server binary is installed and executable."""
-    path = root / UPSTREAM_BINARY.lstrip("/")
+    path = root / SERVER.lstrip("/")
     return path.is_file() and os.access(path, os.X_OK)
 
 
@@ -194,7 +193,7 @@ def binary_problem(root: Path = Path("/")) -> tuple[str, str] | None:
     """Return (what, fix) when the upstream server is not installed, else None."""
     if binary_present(root):
         return None
-    return (f"{UPSTREAM_BINARY} is missing",
+    return (f"{SERVER} is missing",
             "install Hailo's hailo-gen-ai-model-zoo package from the Hailo Developer Zone")
 
 
