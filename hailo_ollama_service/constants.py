@@ -10,8 +10,13 @@ root in tests; ``config.paths.make_paths`` is the one place that does.
 # The units and the user
 UNIT = "hailo-ollama.service"
 KEEPWARM_TIMER = "hailo-ollama-keepwarm.timer"
+ACCESS_UNIT = "hailo-ollama-access.service"
+ACCESS_USER = "hailo-ollama-access"
 SERVICE_USER = "hailo-ollama"
 DEBCONF_PACKAGE = "hailo-ollama-service"
+
+# The kiosk's model allowlist, from root's environment file to serve's mirror
+MODELS_ENV = "HAILO_OLLAMA_SERVICE_MODELS"
 
 # Upstream's server and what it ships
 SERVER = "/usr/bin/hailo-ollama"
@@ -34,6 +39,13 @@ BOOK_NAME = "state.json"
 STAMP_NAME = "render.stamp"
 SERVED_NAME = "served-address"
 KEEP_FLAG_NAME = "keep-loaded"
+KEYS_NAME = "api-keys.json"
+
+# The access front (HAProxy from the archive): root writes, its user reads
+HAPROXY_REL = "usr/sbin/haproxy"
+ACCESS_DIR_REL = "var/lib/hailo-ollama-service/access"
+SNAKEOIL_CERT_REL = "etc/ssl/certs/ssl-cert-snakeoil.pem"
+SNAKEOIL_KEY_REL = "etc/ssl/private/ssl-cert-snakeoil.key"
 
 # The service user's tree (hostile to root)
 STATE_REL = "var/lib/hailo-ollama"

@@ -5,7 +5,8 @@ of every input and output of the last successful render: the conffile, the
 layer directory and every layer in it, the JSON, the environment file, the
 drop-in, root's state file, this package's files and version, and
 upstream's manifests. The sync stamp (the service user's, ``sync-stamp``)
-lists what the model mirror read and left. Inode, size, mtime and ctime are
+lists what the model mirror read and left, root's environment file, and
+(in its kind line) the kiosk allowlist it applied. Inode, size, mtime and ctime are
 compared, so an edit within the same second, an edit with its mtime put
 back (``touch -r``: the ctime moves), a rename into place, a layer added or
 removed (the directory changes) or a package upgrade (new inodes) all take
@@ -24,6 +25,7 @@ import time
 from hailo_ollama_service import __version__
 from hailo_ollama_service.constants import (
     BOOK_REL,
+    MODELS_ENV,
     SERVED_NAME,
     STAMP_HEADER,
     STAMP_NAME,
@@ -101,9 +103,23 @@ def stamp_unchanged(root: str, synced: bool) -> bool:
                     ("synced",) if synced else ("synced", "plain"))
 
 
-def sync_unchanged(root: str) -> bool:
-    """True when the service user's sync stamp still matches (see user.models.sync)."""
-    return _matches(os.path.join(root, STATE_REL, SYNC_STAMP_NAME), SYNC_HEADER, ("synced",))
+def sync_kind(allowed: str) -> str:
+    """The kind line of a sync stamp: "synced", then a tab and the kiosk
+    allowlist it was synced with (model names joined by ","), if any."""
+    return f"synced\t{allowed}" if allowed else "synced"
+
+
+def sync_unchanged(root: str, allowed: "str | None" = None) -> bool:
+    """True when the service user's sync stamp still matches (see user.models.sync).
+
+    Takes the root and the allowlist the caller would sync with, names
+    joined by "," (None: this process's ``$HAILO_OLLAMA_SERVICE_MODELS``, as
+    ``sync-models`` reads it). A stamp written with another allowlist never
+    matches: a changed value in the environment takes the full path even
+    when root's environment file looks unchanged (the file is stamped too).
+    """
+    value = os.environ.get(MODELS_ENV, "") if allowed is None else allowed
+    return _matches(os.path.join(root, STATE_REL, SYNC_STAMP_NAME), SYNC_HEADER, (sync_kind(value),))
 
 
 def stamp_text(header: str, kind: str, lines: list[str]) -> str:

@@ -151,6 +151,16 @@ COMMANDS: tuple[Command, ...] = (
              Option(("--to",), f"node_exporter's textfile directory (default {TEXTFILE_DIR})", metavar="DIR",
                     default=TEXTFILE_DIR),
              Option(("--remove",), "remove DIR/hailo-ollama.prom (package removal)", "flag"))),
+    Command("keys", "add, list or revoke API keys of the access front (root)", handlers.cmd_keys,
+            "keys add NAME [--admin]: make a key, print it once (only its SHA-256 is kept, in a root-only file) "
+            "and reload the access front. A user key may chat, generate, list, show and use /v1; an admin key "
+            "may also pull, delete, create, copy and push. --sha256 HEX installs a key made elsewhere by its "
+            "hash (fleets). keys list: name, role, when added, start of the hash. keys revoke NAME: the key "
+            "stops working at once; running streams finish.",
+            (Option(("action",), "add, list or revoke", metavar="ACTION"),
+             Option(("name",), "the key's name (add, revoke)", metavar="NAME", nargs="?"),
+             Option(("--admin",), "the key may also pull, delete, create, copy and push", "flag"),
+             Option(("--sha256",), "install a key by the SHA-256 (hex) of it, as made elsewhere", metavar="HEX"))),
     Command("pull", "download a model, with progress", handlers.cmd_pull,
             "Pull MODEL (e.g. qwen2:1.5b) through the server: a progress bar on a terminal, a line per 10% "
             "otherwise.",

@@ -52,10 +52,21 @@ def cmd_sync_models(args: argparse.Namespace) -> int:
     """The service user's step: models/{manifests,blob} and the manifest mirror.
 
     As the service user only (``serve`` runs it at every start, inside the
-    sandbox); refused as root, see user.models.sync_here.
+    sandbox); refused as root, see user.models.sync_here. Applies the kiosk
+    allowlist in ``$HAILO_OLLAMA_SERVICE_MODELS`` as ``serve`` does (unset:
+    every model; the next start applies the unit's own); an invalid value
+    is one line and exit 1.
     """
+    import os
+
+    from hailo_ollama_service.constants import MODELS_ENV
     from hailo_ollama_service.user import models
-    changed, warnings, error = models.sync_here(_paths(args))
+    from hailo_ollama_service.user.serve import allowed_models
+    allowed, unfit = allowed_models(os.environ.get(MODELS_ENV))
+    if unfit:
+        err(f"error: {unfit}")
+        return EXIT_FAIL
+    changed, warnings, error = models.sync_here(_paths(args), allowed)
     for line in changed:
         print(f"changed: {line}", flush=True)
     for warning in warnings:
@@ -135,7 +146,7 @@ def _endpoint(args: argparse.Namespace) -> tuple[str, int, str]:
     from hailo_ollama_service.client import api
     from hailo_ollama_service.config.record import served_values
     values = served_values(_paths(args))
-    return api.client_host(str(values["server.host"])), int(values["server.port"]), api.base_url(values)
+    return (*api.address(values), api.base_url(values))
 
 
 def cmd_wait_ready(args: argparse.Namespace) -> int:
@@ -290,4 +301,59 @@ def cmd_debconf_questions(args: argparse.Namespace) -> int:
     for setting in SETTINGS:
         if setting.question:
             print(f"{setting.question} {setting.key} {setting.priority}")
+    return EXIT_OK
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``keys add NAME [--admin] [--sha256 HEX]``, ``keys list``, ``keys revoke NAME`` (root only).
+
+    After a change the access front's key map is rendered again and the
+    front reloaded (running streams finish). A new key is printed once, on
+    stdout, and nothing else is.
+    """
+    import os
+
+    from hailo_ollama_service.config import load
+    from hailo_ollama_service.root import keys
+    from hailo_ollama_service.root.apply import apply
+    action, name = args.action, args.name
+    wanted = {"add": True, "revoke": True, "list": False}
+    if action not in wanted or bool(name) != wanted[action] or ((args.admin or args.sha256) and action != "add"):
+        err("usage: hailo-ollama-service keys add NAME [--admin] [--sha256 HEX] | keys list | keys revoke NAME")
+        return EXIT_USAGE
+    if os.geteuid() != 0 and not args.root:
+        err("error: the API keys are root's: run it with sudo")
+        return EXIT_FAIL
+    paths = _paths(args)
+    try:
+        if action == "list":
+            for key in keys.load(paths):
+                print(f"{key.name}\t{key.role}\t{key.created}\tsha256:{key.sha256[:12]}")
+            return EXIT_OK
+        if action == "revoke":
+            keys.revoke(paths, name)
+            changed = True
+        else:
+            new, changed = keys.add(paths, name, args.admin, args.sha256)
+    except keys.KeyError_ as error:
+        err(f"error: {error}")
+        return EXIT_FAIL
+    if changed:
+        result = apply(paths, True, True, report=lambda line: None)
+        for warning in result.warnings:
+            err(f"warning: {warning}")
+        if result.error:
+            err(f"error: {result.error}")
+    if action == "add" and new is not None:
+        print(new, flush=True)
+    elif action == "add":
+        print(f"{'added' if changed else 'unchanged'} {name}", flush=True)
+    else:
+        print(f"revoked {name}", flush=True)
+    try:
+        enabled = load.load(paths).values["access.enabled"]
+    except load.ConfigError:
+        enabled = True
+    if not enabled:
+        err("note: access is off, so the API takes no keys yet: set access.enabled in /etc/hailo/hailo-ollama.yaml")
     return EXIT_OK

@@ -12,7 +12,7 @@ from typing import Any
 from hailo_ollama_service import untrusted
 from hailo_ollama_service.client import httpclient
 from hailo_ollama_service.client.httpclient import HttpError
-from hailo_ollama_service.config.schema import Value
+from hailo_ollama_service.config.schema import Value, server_listen
 from hailo_ollama_service.probe import client_host, version, wait_ready
 
 __all__ = ["client_host", "version", "wait_ready", "base_url", "address", "get_json", "post_json", "unload",
@@ -22,8 +22,10 @@ UNLOAD_TIMEOUT = 30.0
 
 
 def address(values: dict[str, Value]) -> tuple[str, int]:
-    """(host, port) a local client connects to for the effective settings."""
-    return client_host(str(values["server.host"])), int(values["server.port"])
+    """(host, port) a local client connects to for the effective settings: the
+    server itself, on loopback behind the access front when access is on."""
+    host, port = server_listen(values)
+    return client_host(str(host)), int(port)
 
 
 def base_url(values: dict[str, Value]) -> str:

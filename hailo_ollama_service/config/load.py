@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from hailo_ollama_service.config.paths import Paths
-from hailo_ollama_service.config.schema import BY_KEY, DEFAULTS, SETTINGS, SettingError, Value, sections
+from hailo_ollama_service.config.schema import BY_KEY, DEFAULTS, SETTINGS, SettingError, Value, cross_check, sections
 
 MAX_BYTES = 1024 * 1024
 _ALLOWED_TAGS = {
@@ -220,6 +220,10 @@ def load(paths: Paths) -> Effective:
         for key, (value, _line) in layer.values.items():
             values[key] = value
             sources[key] = str(path)
+    conflict = cross_check(values)
+    if conflict:
+        key, message = conflict
+        raise ConfigError(sources[key] if sources[key] != "default" else str(paths.conffile), message, key=key)
     return Effective(values, sources)
 
 

@@ -16,8 +16,8 @@ import re
 from typing import Any
 
 from hailo_ollama_service.config.paths import Paths
-from hailo_ollama_service.config.schema import BY_KEY, SettingError, Value, validated
-from hailo_ollama_service.constants import UNIT
+from hailo_ollama_service.config.schema import BY_KEY, SettingError, Value, model_list, server_listen, validated
+from hailo_ollama_service.constants import MODELS_ENV, UNIT
 from hailo_ollama_service.fs.atomic import WriteError
 from hailo_ollama_service.stamp import read_private
 
@@ -46,9 +46,11 @@ def upstream_json(values: dict[str, Value]) -> bytes:
     """Return the upstream 5.1 ``hailo-ollama.json`` for the settings.
 
     Every key of the 5.1 schema is present and integers stay integers.
+    With access on, the server listens on loopback behind the front.
     """
+    host, port = server_listen(values)
     doc = {
-        "server": {"host": values["server.host"], "port": values["server.port"]},
+        "server": {"host": host, "port": port},
         "library": {"host": values["library.host"], "port": values["library.port"]},
         "main_poll_time_ms": values["main_poll_time_ms"],
     }
@@ -67,11 +69,12 @@ def _host_port(host: str, port: Value) -> str:
 def environment(values: dict[str, Value]) -> bytes:
     """Return the EnvironmentFile= text for upstream 5.3.
 
-    OLLAMA_HOST always (IPv6 bracketed); the device group id when set; the
-    library host when it is not the default.
+    OLLAMA_HOST always (IPv6 bracketed; loopback behind the access front);
+    the device group id when set; the library host when it is not the
+    default; the kiosk's model allowlist (read by ``serve``'s mirror) when set.
     """
-    host = _host_port(line_value("server.host", values["server.host"]),
-                      line_value("server.port", values["server.port"]))
+    listen_host, listen_port = server_listen(values)
+    host = _host_port(line_value("server.host", listen_host), line_value("server.port", listen_port))
     lines = [f"# {GENERATED}", f"OLLAMA_HOST={host}"]
     group = line_value("device.group_id", values["device.group_id"])
     if group:
@@ -79,6 +82,9 @@ def environment(values: dict[str, Value]) -> bytes:
     library = line_value("library.host", values["library.host"])
     if library != BY_KEY["library.host"].default:
         lines.append(f"HAILO_OLLAMA_LIBRARY_HOST={library}")
+    allowed = [line_value("models.allowed", name) for name in model_list(str(values["models.allowed"]))]
+    if allowed:
+        lines.append(f"{MODELS_ENV}={','.join(allowed)}")
     return ("\n".join(lines) + "\n").encode()
 
 

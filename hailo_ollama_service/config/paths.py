@@ -41,6 +41,9 @@ class Paths:
     keep_state: Path
     upstream_manifests: Path
     lock_file: Path
+    keys_file: Path
+    access_dir: Path
+    haproxy: Path
 
     @property
     def models_dir(self) -> Path:
@@ -51,6 +54,11 @@ class Paths:
     def manifests_dir(self) -> Path:
         """Where the server reads manifests (the mirror target)."""
         return self.models_dir / "manifests"
+
+    @property
+    def front_config(self) -> Path:
+        """HAProxy's configuration of the access front."""
+        return self.access_dir / "haproxy.cfg"
 
     @property
     def blob_dir(self) -> Path:
@@ -93,4 +101,7 @@ def make_paths(root: str | os.PathLike[str] | None = None,
         keep_state=state_dir / c.KEEP_STATE_NAME,
         upstream_manifests=base / c.UPSTREAM_MANIFESTS_REL,
         lock_file=base / c.LOCK_FILE_REL,
+        keys_file=book_dir / c.KEYS_NAME,
+        access_dir=base / c.ACCESS_DIR_REL,
+        haproxy=base / c.HAPROXY_REL,
     )

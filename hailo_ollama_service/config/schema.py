@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Union, cast
 
 Value = Union[bool, int, str]
 
@@ -24,6 +24,8 @@ _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}(?::[A-Za-z0-9][A-Za-z0-9
 # An IPv6 zone (fe80::1%eth0): ipaddress accepts any text after "%", a
 # newline or a space included; only an interface name or index passes here.
 _ZONE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_PATH = re.compile(r"/[A-Za-z0-9_.,+@=/-]{1,1023}")
+TLS_MODES = ("off", "snakeoil", "own")
 
 
 class SettingError(ValueError):
@@ -124,6 +126,56 @@ def check_bool(value: object) -> bool:
     return value
 
 
+def check_networks(value: object) -> str:
+    """Return ``value`` if it is empty or a comma-separated list of networks (CIDR or address)."""
+    text = "" if value is None else _check_str(value)
+    for part in (p.strip() for p in text.split(",")):
+        if not part and text.strip():
+            raise SettingError(f"must be networks separated by commas, like 192.168.1.0/24, 10.0.0.5; "
+                               f"found an empty entry in {text!r}")
+        if part:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise SettingError(f"must be networks like 192.168.1.0/24 or fd00::/8, not {part!r}") from None
+    return text
+
+
+def check_tls(value: object) -> str:
+    """Return ``value`` if it is a TLS mode: off, snakeoil or own."""
+    if value is False:  # YAML 1.1 reads a bare "tls: off" as the boolean false
+        raise SettingError('must be "off", "snakeoil" or "own" in quotes (YAML reads a bare off as false), '
+                           f"not {_describe(value)}")
+    text = _check_str(value)
+    if text not in TLS_MODES:
+        raise SettingError(f"must be one of {', '.join(TLS_MODES)}, not {text!r}")
+    return text
+
+
+def check_pem_path(value: object) -> str:
+    """Return ``value`` if it is empty or an absolute path of a PEM file."""
+    text = "" if value is None else _check_str(value)
+    if text and (not text.startswith("/") or not _PATH.fullmatch(text) or "/../" in text + "/"):
+        raise SettingError(f"must be empty or an absolute path without spaces or '..', not {text!r}")
+    return text
+
+
+def check_models(value: object) -> str:
+    """Return ``value`` if it is empty or a comma-separated list of model names (name or name:tag)."""
+    text = "" if value is None else _check_str(value)
+    for part in (p.strip() for p in text.split(",")):
+        if not part and text.strip():
+            raise SettingError(f"must be model names separated by commas; found an empty entry in {text!r}")
+        if part and not _MODEL.fullmatch(part):
+            raise SettingError(f"must be model names like qwen2:1.5b or llama3.2, not {part!r}")
+    return text
+
+
+def model_list(text: str) -> list[str]:
+    """The names of a comma-separated list (``check_models`` or ``check_networks``), in order."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def check_model(value: object) -> str:
     """Return ``value`` if it is empty or a model name ``name[:tag]``."""
     text = "" if value is None else _check_str(value)
@@ -203,11 +255,57 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("warmup.keep_loaded", False, check_bool,
             "Keep warmup.model loaded for good (a timer renews keep_alive -1); it then holds the Hailo device.",
             "keep-loaded", "low", "Keep the warm-up model loaded at all times?"),
+    Setting("models.allowed", "", check_models,
+            "Kiosk allowlist: the only models offered (listed, pulled, loaded), comma-separated; empty = all.",
+            "models-allowed", "low", "Models this Pi offers, separated by commas (empty for all):"),
+    Setting("access.enabled", False, check_bool,
+            "Require API keys: HAProxy (apt install haproxy) answers on server.host:server.port instead of the server.",
+            "access", "low", "Require API keys (HAProxy in front of the server)?"),
+    Setting("access.networks", "", check_networks,
+            "With access on: networks allowed to connect, comma-separated (192.168.1.0/24, fd00::/8); empty = any.",
+            "access-networks", "low", "Networks allowed to connect, separated by commas (empty for any):"),
+    Setting("access.tls", "off", check_tls,
+            "With access on: TLS off, snakeoil (ssl-cert's self-signed certificate) or own (the two files below).",
+            "access-tls", "low", "TLS of the API (off, snakeoil or own):"),
+    Setting("access.tls_certificate", "", check_pem_path,
+            "With access.tls own: the certificate chain (PEM), e.g. /etc/ssl/certs/pi.pem.",
+            "access-tls-certificate", "low", "Path of your TLS certificate (PEM), for TLS own:"),
+    Setting("access.tls_key", "", check_pem_path,
+            "With access.tls own: its private key (PEM), e.g. /etc/ssl/private/pi.key.",
+            "access-tls-key", "low", "Path of your TLS private key (PEM), for TLS own:"),
+    Setting("access.server_port", 11435, check_port,
+            "With access on: the loopback port the server moves to behind the front (127.0.0.1 only).",
+            "", "", ""),
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 BY_QUESTION: dict[str, Setting] = {s.question: s for s in SETTINGS if s.question}
 DEFAULTS: dict[str, Value] = {s.key: s.default for s in SETTINGS}
+
+
+def server_listen(values: dict[str, Value]) -> tuple[str, int]:
+    """Where Hailo's server itself listens: ``server.host:server.port``, or
+    ``127.0.0.1:access.server_port`` behind the access front when access is on."""
+    # No conversion: a value that is not what the schema says is refused where it is written.
+    if values.get("access.enabled"):
+        return "127.0.0.1", cast(int, values["access.server_port"])
+    return cast(str, values["server.host"]), cast(int, values["server.port"])
+
+
+def cross_check(values: dict[str, Value]) -> tuple[str, str] | None:
+    """Check the settings that depend on each other.
+
+    Takes the effective values; returns (key, one-line reason) for the
+    first conflict, or None.
+    """
+    if values["access.enabled"] and values["access.server_port"] == values["server.port"]:
+        return "access.server_port", (f"must differ from server.port ({values['server.port']}) while access "
+                                      "is on: the front listens there and the server behind it")
+    if values["access.tls"] == "own":
+        for key in ("access.tls_certificate", "access.tls_key"):
+            if not values[key]:
+                return key, "must name a PEM file while access.tls is own"
+    return None
 
 
 def sections() -> dict[str, list[Setting]]:

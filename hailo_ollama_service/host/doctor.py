@@ -9,6 +9,7 @@ commands through ``Host.run`` so tests can fake the machine.
 from __future__ import annotations
 
 import grp
+import ipaddress
 import os
 import pwd
 import re
@@ -19,7 +20,8 @@ from hailo_ollama_service.client import api, library
 from hailo_ollama_service.config import load as settings
 from hailo_ollama_service.config import outputs
 from hailo_ollama_service.config.record import served_values
-from hailo_ollama_service.constants import SERVER, SERVICE_USER, UNIT
+from hailo_ollama_service.config.schema import server_listen
+from hailo_ollama_service.constants import ACCESS_UNIT, SERVER, SERVICE_USER, UNIT
 from hailo_ollama_service.host import machine, manifests, stack
 from hailo_ollama_service.host.machine import Host
 from hailo_ollama_service.host.report import Check, StackCheck, failed, guarded
@@ -150,7 +152,7 @@ def check_port(host: Host, values: dict[str, Any] | None) -> Check:
     else does? (machine.port_verdict: decided by socket owner and cgroup)"""
     if values is None:
         return Check("port", "skip", "settings invalid; port unknown")
-    return Check("port", *machine.port_verdict(int(values["server.port"]), host.paths.root, host.is_root))
+    return Check("port", *machine.port_verdict(int(server_listen(values)[1]), host.paths.root, host.is_root))
 
 
 def check_unit(host: Host) -> Check:
@@ -176,8 +178,7 @@ def check_api(host: Host, values: dict[str, Any] | None) -> tuple[Check, list[st
     """Does the API answer; which models does it list and which are pulled?"""
     if values is None:
         return Check("api", "skip", "settings invalid; address unknown"), [], []
-    address = api.client_host(str(values["server.host"]))
-    port = int(values["server.port"])
+    address, port = api.address(values)
     found = api.version(address, port, timeout=host.api_timeout)
     if found is None:
         return Check("api", "fail", f"{api.base_url(values)}/api/version does not answer",
@@ -191,6 +192,42 @@ def check_api(host: Host, values: dict[str, Any] | None) -> tuple[Check, list[st
     except Exception:  # the lists are best effort: a hostile or odd answer leaves them empty
         pass
     return Check("api", "ok", f"{api.base_url(values)} answers, version {shown(found)}"), listed, pulled
+
+
+def _loopback(host: str) -> bool:
+    """True for a loopback address or the name localhost: only this machine can connect."""
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.partition("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def check_access(host: Host, values: dict[str, Any] | None) -> Check:
+    """Who may use the API: open without keys on a network address (warn,
+    with how to turn access on), or behind the access front (is it up?)."""
+    if values is None:
+        return Check("access", "skip", "settings invalid; access unknown")
+    public = f"{values['server.host']}:{values['server.port']}"
+    if not values["access.enabled"]:
+        if _loopback(str(values["server.host"])):
+            return Check("access", "ok", f"the API answers on {public} (this machine only), without keys")
+        return Check("access", "warn", f"the API answers on {public} without keys: anyone who reaches this "
+                     "port can chat, pull until the disk is full and delete models",
+                     "require keys: sudo apt install haproxy; set access.enabled: true in "
+                     "/etc/hailo/hailo-ollama.yaml; sudo hailo-ollama-service keys add NAME")
+    props, why = machine.unit_properties(host, ACCESS_UNIT)
+    if props is None:
+        return Check("access", "skip", f"systemctl unavailable: {why}")
+    found = f"{ACCESS_UNIT} is {props.get('ActiveState')}/{props.get('SubState')}, keys required on {public}"
+    if props.get("ActiveState") != "active":
+        return Check("access", "fail", found, f"journalctl -u {ACCESS_UNIT} -n 50 --no-pager; "
+                     "then: sudo hailo-ollama-service render --try-restart")
+    if host.is_root and not host.paths.keys_file.exists():
+        return Check("access", "warn", found + "; no API key exists, so every request but /api/version is "
+                     "refused", "sudo hailo-ollama-service keys add NAME [--admin]")
+    return Check("access", "ok", found)
 
 
 def check_models(host: Host, listed: list[str], pulled: list[str], api_up: bool) -> Check:
@@ -310,7 +347,8 @@ def diagnose(host: Host) -> list[Check]:
     result = [guarded("binary", check_binary, host), guarded("generation", check_generation, host, values),
               guarded("device", check_device, host), guarded("firmware", check_firmware, host),
               guarded("stack", check_stack, host), settings_check, guarded("diversion", check_diversion, host),
-              guarded("port", check_port, host, served), guarded("unit", check_unit, host), api_check,
+              guarded("port", check_port, host, served), guarded("unit", check_unit, host),
+              guarded("access", check_access, host, served), api_check,
               guarded("models", check_models, host, listed, pulled, up),
               guarded("library", check_library, host, served), guarded("disk", check_disk, host),
               guarded("memory", check_memory, host, values), guarded("thermal", check_thermal, host)]

@@ -287,9 +287,9 @@ def device_usable(node: str) -> bool | None:
     return can_open(os.stat(node), SERVICE_USER)
 
 
-def unit_properties(host: Host) -> tuple[dict[str, str] | None, str]:
-    """(properties, "") of the server unit from ``systemctl show``, or (None, why not)."""
-    code, out = host.run(["systemctl", "show", UNIT, "--property=ActiveState,SubState,NRestarts,"
+def unit_properties(host: Host, unit: str = UNIT) -> tuple[dict[str, str] | None, str]:
+    """(properties, "") of ``unit`` (default: the server's) from ``systemctl show``, or (None, why not)."""
+    code, out = host.run(["systemctl", "show", unit, "--property=ActiveState,SubState,NRestarts,"
                           "ExecMainStatus,ExecMainCode,UnitFileState,LoadState"])
     if code != 0:
         first = out.splitlines()[0] if out else f"exit status {code}"

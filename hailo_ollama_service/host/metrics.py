@@ -20,6 +20,7 @@ from hailo_ollama_service import __version__
 from hailo_ollama_service.client import api
 from hailo_ollama_service.config import load as settings
 from hailo_ollama_service.config.record import served_values
+from hailo_ollama_service.constants import ACCESS_UNIT
 from hailo_ollama_service.host import doctor, machine
 from hailo_ollama_service.host.machine import Host
 from hailo_ollama_service.untrusted import shown
@@ -127,6 +128,15 @@ def collect(host: Host) -> list[Family]:
             Family("hailo_ollama_unit_last_exit_status", "gauge", "Exit status (or signal number) of the "
                    "server's last main process (ExecMainStatus).").add(int(props.get("ExecMainStatus") or 0)),
         ]
+    if served is not None:
+        front, _why = machine.unit_properties(host, ACCESS_UNIT) if served["access.enabled"] else (None, "")
+        families += [
+            Family("hailo_ollama_access_enabled", "gauge", "1 when access control is on (HAProxy in front, "
+                   "API keys required).").add(bool(served["access.enabled"])),
+            Family("hailo_ollama_access_front_up", "gauge", "1 when access is on and hailo-ollama-access.service "
+                   "(the front) is active; 0 when it is down or access is off.").add(
+                front is not None and front.get("ActiveState") == "active"),
+        ]
     if up and served is not None:
         families += [
             Family("hailo_ollama_models_available", "gauge", "Models the server knows (/hailo/v1/list).").add(
@@ -134,7 +144,7 @@ def collect(host: Host) -> list[Family]:
             Family("hailo_ollama_models_downloaded", "gauge", "Models whose weights are downloaded "
                    "(/api/tags).").add(len(pulled)),
         ]
-        loaded = _loaded_models(api.client_host(str(served["server.host"])), int(served["server.port"]))
+        loaded = _loaded_models(*api.address(served))
         families.append(Family("hailo_ollama_model_loaded_known", "gauge", "1 when the loaded model could be "
                                "read without waiting behind a running generation.").add(loaded is not None))
         families.append(_loaded_family(loaded))

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from hailo_ollama_service.config import load, record
 from hailo_ollama_service.config.outputs import dropin, environment, line_value, upstream_json
 from hailo_ollama_service.config.paths import Paths
-from hailo_ollama_service.config.schema import Value
+from hailo_ollama_service.config.schema import Value, server_listen
 from hailo_ollama_service.config.upstream import manifests_digest
 from hailo_ollama_service.fs.atomic import ensure_dir, locked, remove_file, write_atomic
+from hailo_ollama_service.root import front
 
 
 @dataclass
@@ -32,6 +33,10 @@ class Result:
     error: str | None = None
     dropin_changed: bool = False
     keep_changed: bool = False
+    front_changed: list[str] = field(default_factory=list)
+    front_on: bool = False
+    keys_before: dict[str, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
 
     @property
     def server_affected(self) -> bool:
@@ -71,6 +76,7 @@ def render(paths: Paths, keep_last_good: bool = False) -> Result:
         book = record.read(paths)
         try:
             effective = load.load(paths)
+            files = front.prepare(paths, effective.values)
         except load.ConfigError as err:
             if not keep_last_good:
                 raise
@@ -84,9 +90,14 @@ def render(paths: Paths, keep_last_good: bool = False) -> Result:
                 write_atomic(paths.env_file, environment(last))
                 result.changed.append(str(paths.env_file))
             book["last_good"] = last
+            result.front_on = bool(last["access.enabled"]) and paths.front_config.exists()
         else:
             _write_outputs(paths, effective.values, result)
             book["last_good"] = effective.values
+            result.keys_before = front.read_map(paths)
+            result.front_changed = front.write(paths, files)
+            result.front_on = files is not None
+            result.sources = list(files.sources) if files else []
         # The server mirrors upstream's manifests when it starts: a start
         # after this render sees these; a running server needs a restart
         # when they differ from those of the last render (apply).
@@ -95,7 +106,7 @@ def render(paths: Paths, keep_last_good: bool = False) -> Result:
             book["manifests"] = manifests
             result.changed.append(str(paths.upstream_manifests))
         record.write(paths, book)
-        last = book["last_good"]
-        address = f"{line_value('server.host', last['server.host'])} {line_value('server.port', last['server.port'])}\n"
+        host, port = server_listen(book["last_good"])
+        address = f"{line_value('server.host', host)} {line_value('server.port', port)}\n"
         write_atomic(paths.served, address.encode())
     return result

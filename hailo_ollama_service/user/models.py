@@ -11,6 +11,15 @@ root. Whatever the tree holds can then only hurt that user.
 The record of what was mirrored (relative path -> sha256) lives in
 ``mirror-state.json`` beside ``models/``: upstream aborts on any stray file
 under ``models/manifests``. Root never reads it.
+
+A kiosk's allowlist (``models.allowed``, which root's render passes to the
+unit as ``$HAILO_OLLAMA_SERVICE_MODELS``) is applied here: only upstream's
+manifests of allowed models are mirrored, so the server never sees the
+others. Upstream names the manifest ``<dir>/<model>/<tag>/manifest.json``
+``model:tag`` (the two folders above the file, at any depth) and looks a
+name up exactly: it has no default tag, so ``qwen2`` never means
+``qwen2:latest`` there. Here a bare name allows every tag of that model,
+and ``name:tag`` (``latest`` included) that one tag only.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from hailo_ollama_service import stamp, untrusted
@@ -138,7 +148,9 @@ def _mirror_one(manifests_fd: int, where: Path, rel: str, data: bytes, record: d
         os.close(dir_fd)
 
 
-def _drop_one(manifests_fd: int, where: Path, rel: str, digest: str) -> Changes:
+def _drop_one(manifests_fd: int, where: Path, rel: str, digest: str, why: str) -> Changes:
+    """Remove the mirrored copy at ``rel`` if it is still what the mirror
+    wrote (``digest``); ``why`` it goes ends its warnings."""
     parts = nofollow.split(rel)
     target = where / rel
     try:
@@ -146,16 +158,16 @@ def _drop_one(manifests_fd: int, where: Path, rel: str, digest: str) -> Changes:
     except FileNotFoundError:
         return [], []
     except nofollow.Unsafe as err:
-        return [], [f"{err}; {rel} left as it is"]
+        return [], [f"{err}; {rel} ({why}) left as it is"]
     try:
         try:
             current = nofollow.read_regular(dir_fd, MANIFEST_NAME, MANIFEST_LIMIT, target.parent)
         except nofollow.Unsafe as err:
-            return [], [f"{err}; upstream dropped it, left as it is"]
+            return [], [f"{err}; {why}, left as it is"]
         if current is None:
             return [], []
         if _digest(current) != digest:
-            return [], [f"{target}: changed locally; upstream dropped it, so it is left as it is"]
+            return [], [f"{target}: changed locally; {why}, so it is left as it is"]
         nofollow.unlink_at(dir_fd, MANIFEST_NAME)
     finally:
         os.close(dir_fd)
@@ -170,31 +182,63 @@ def _drop_one(manifests_fd: int, where: Path, rel: str, digest: str) -> Changes:
     return [str(target)], []
 
 
-def mirror(paths: Paths, state_fd: int, record: dict[str, str]) -> Changes:
-    """Bring the mirrored manifests in line with upstream's.
+def model_tag(where: Path, rel: str) -> tuple[str, str]:
+    """Upstream's (model, tag) of the manifest at ``rel`` below ``where``
+    (models/manifests): the names of the two folders above the file, as
+    upstream's model store takes them (``qwen2/1.5b/manifest.json`` is
+    qwen2:1.5b; ``x/manifest.json`` is manifests:x)."""
+    folder = (where / rel).parent
+    return folder.parent.name, folder.name
 
-    Takes the Paths, the state dir's fd and the record (updated in place).
-    Adds and updates upstream's manifests, removes those upstream dropped,
-    never touches a file it did not copy (a model the admin added) or a
-    pulled blob, and leaves anything odd (a link, a FIFO, a huge file) where
-    it is with a warning. Returns (changed paths, warnings).
+
+def allows(allowed: Sequence[str], model: str, tag: str) -> bool:
+    """True when the allowlist (empty: every model) offers ``model:tag``:
+    a bare name allows each of its tags, ``name:tag`` just that tag."""
+    return not allowed or any(name == (f"{model}:{tag}" if ":" in name else model) for name in allowed)
+
+
+def _unknown(allowed: Sequence[str], names: set[tuple[str, str]]) -> list[str]:
+    """A warning for each allowed name that none of upstream's manifests (``names``) matches."""
+    return [f"models.allowed names {name!r}, which no manifest in hailo-gen-ai-model-zoo has "
+            "(a typo? a model added by hand is never filtered)"
+            for name in dict.fromkeys(allowed) if not any(allows([name], *found) for found in names)]
+
+
+def mirror(paths: Paths, state_fd: int, record: dict[str, str],
+           allowed: Sequence[str] = ()) -> tuple[list[str], list[str], list[str]]:
+    """Bring the mirrored manifests in line with upstream's and the allowlist.
+
+    Takes the Paths, the state dir's fd, the record (updated in place) and
+    the kiosk allowlist (model names, ``name`` or ``name:tag``; empty:
+    every model, see ``allows``). Adds and updates upstream's manifests of
+    allowed models; removes the copies it made earlier of those upstream
+    dropped or the allowlist now leaves out, but only while unchanged. It
+    never touches a file it did not copy (a model the admin added by hand
+    stays, allowed or not) or a pulled blob, and leaves anything odd (a
+    link, a FIFO, a huge file) where it is with a warning. Returns (changed
+    paths, warnings, notes): notes name allowed models that upstream does
+    not ship, see sync.
     """
     changed: list[str] = []
     warnings: list[str] = []
-    wanted = upstream_manifests(paths.upstream_manifests)
+    where = paths.manifests_dir
+    shipped = upstream_manifests(paths.upstream_manifests)
+    names = {model_tag(where, rel) for rel in shipped}
+    wanted = {rel: data for rel, data in shipped.items() if allows(allowed, *model_tag(where, rel))}
     manifests_fd = nofollow.open_dir(state_fd, ["models", "manifests"], paths.state_dir)
     try:
         for rel, data in sorted(wanted.items()):
-            more, warned = _mirror_one(manifests_fd, paths.manifests_dir, rel, data, record)
+            more, warned = _mirror_one(manifests_fd, where, rel, data, record)
             changed += more
             warnings += warned
         for rel in sorted(set(record) - set(wanted)):
-            more, warned = _drop_one(manifests_fd, paths.manifests_dir, rel, record.pop(rel))
+            why = "models.allowed leaves it out" if rel in shipped else "upstream dropped it"
+            more, warned = _drop_one(manifests_fd, where, rel, record.pop(rel), why)
             changed += more
             warnings += warned
     finally:
         os.close(manifests_fd)
-    return changed, warnings
+    return changed, warnings, _unknown(allowed, names)
 
 
 def _lock(fd: int, where: Path, wait: float) -> None:
@@ -209,56 +253,67 @@ def _lock(fd: int, where: Path, wait: float) -> None:
             time.sleep(0.05)
 
 
-def sync(paths: Paths, lock_wait: float = LOCK_WAIT) -> Changes:
+def sync(paths: Paths, allowed: Sequence[str] = (), lock_wait: float = LOCK_WAIT) -> Changes:
     """The service user's step: layout, mirror and record, under a lock.
 
-    Returns (changed paths, warnings). Raises FileNotFoundError when the
-    state dir is missing, nofollow.Unsafe when a link or a file is where a
-    directory of the layout belongs, WriteError when writing fails.
+    Takes the Paths, the kiosk allowlist (model names; empty: every model,
+    see mirror) and how long to wait for another sync's lock. Returns
+    (changed paths, warnings). Raises FileNotFoundError when the state dir
+    is missing, nofollow.Unsafe when a link or a file is where a directory
+    of the layout belongs, WriteError when writing fails.
     """
     state_fd = nofollow.open_base(paths.state_dir)
     try:
         _lock(state_fd, paths.state_dir, lock_wait)
         nofollow.unlink_at(state_fd, paths.sync_stamp.name)
-        inputs = stamp.package_lines() + stamp.tree_lines(str(paths.upstream_manifests))
+        inputs = (stamp.package_lines() + stamp.tree_lines(str(paths.upstream_manifests))
+                  + [stamp.stat_line(str(paths.env_file))])
         changed = ensure_layout(paths, state_fd)
         record, more, warnings = read_record(paths, state_fd)
         changed += more
-        more, warned = mirror(paths, state_fd, record)
+        more, warned, notes = mirror(paths, state_fd, record, allowed)
         changed += more
         warnings += warned
         write_record(paths, state_fd, record)
+        # An allowed name that upstream does not ship is told once, and does
+        # not keep the stamp away: the tree is complete, another sync of the
+        # same inputs would only repeat it, and any change that could cure
+        # it (the allowlist, root's environment file, upstream's manifests)
+        # is in the stamp and takes the full path again. A warning about the
+        # tree (a link, a locally changed copy) does keep it away.
         if not warnings:
-            _write_stamp(paths, state_fd, inputs)
-        return changed, warnings
+            _write_stamp(paths, state_fd, inputs, ",".join(allowed))
+        return changed, warnings + notes
     finally:
         os.close(state_fd)
 
 
-def _write_stamp(paths: Paths, state_fd: int, inputs: list[str]) -> None:
+def _write_stamp(paths: Paths, state_fd: int, inputs: list[str], allowed: str) -> None:
     """Record a clean sync for the fast path (stamp.sync_unchanged): the
-    upstream manifests as read, the service user's models tree and record as
-    left. Not while a stamped file is too young for its times to tell."""
+    allowlist applied (names joined by ","), the upstream manifests and
+    root's environment file as read, the service user's models tree and
+    record as left. Not while a stamped file is too young for its times to tell."""
     lines = inputs + stamp.tree_lines(str(paths.models_dir)) + [stamp.stat_line(str(paths.mirror_record))]
     if not stamp.young(lines):
-        text = stamp.stamp_text(SYNC_HEADER, "synced", lines)
+        text = stamp.stamp_text(SYNC_HEADER, stamp.sync_kind(allowed), lines)
         nofollow.write_at(state_fd, paths.sync_stamp.name, text.encode(), 0o644, paths.state_dir)
 
 
-def sync_here(paths: Paths) -> tuple[list[str], list[str], str | None]:
+def sync_here(paths: Paths, allowed: Sequence[str] = ()) -> tuple[list[str], list[str], str | None]:
     """Run the service user's step in this process, which must not be root.
 
     Root never runs this step, nor anything else as the service user: a
     process of that uid outside the server's sandbox could be taken over by
     the server through /proc/PID/mem. Root restarts the unit instead, whose
-    main process (``serve``) runs this step inside the sandbox. Returns
-    (changed paths, warnings, error or None); as root only the error.
+    main process (``serve``) runs this step inside the sandbox. Takes the
+    Paths and the kiosk allowlist (see sync). Returns (changed paths,
+    warnings, error or None); as root only the error.
     """
     if os.geteuid() == 0:
         return [], [], (f"sync-models runs as the service user only; as root run: systemctl restart {UNIT} "
                         "(its start mirrors the manifests inside the sandbox)")
     try:
-        changed, warnings = sync(paths)
+        changed, warnings = sync(paths, allowed)
     except FileNotFoundError:
         return [], [], f"{paths.state_dir}: no such directory (the first start of {UNIT} makes it)"
     except (nofollow.Unsafe, WriteError) as err:

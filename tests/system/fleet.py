@@ -15,6 +15,11 @@ depends on pytest.
   ``hos_api_address``. The links live in the containers' own namespaces
   and go away with them; the host forwards nothing.
 
+API keys (issue 20): the balancer can ask for keys itself
+(hos_balancer_api_keys: their hashes in a map file) and show the Pis a key
+of its own (hos_balancer_pi_key) in place of the client's; keys here are
+made as a Pi makes them (new_api_key), and request() and chat() send one.
+
 Run as a script to write examples/haproxy/haproxy.cfg from the template
 and the example inventory (the test checks that they agree):
 
@@ -24,11 +29,13 @@ and the example inventory (the test checks that they agree):
 from __future__ import annotations
 
 import csv
+import hashlib
 import http.client
 import io
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -44,6 +51,8 @@ ANSIBLE_DIR = product.REPO / "examples/ansible"
 PLAYBOOK = ANSIBLE_DIR / "playbook.yml"
 BALANCER_PLAY = ANSIBLE_DIR / "balancer.yml"
 TEMPLATE = ANSIBLE_DIR / "templates/haproxy.cfg.j2"
+KEYS_MAP_TEMPLATE = ANSIBLE_DIR / "templates/hailo-ollama-keys.map.j2"
+KEYS_MAP = "/etc/haproxy/hailo-ollama-keys.map"  # the play's hos_balancer_keys_map
 EXAMPLE_INVENTORY = ANSIBLE_DIR / "inventory.ini"
 EXAMPLE_CONFIG = product.REPO / "examples/haproxy/haproxy.cfg"
 
@@ -138,25 +147,100 @@ def recaps(done: subprocess.CompletedProcess) -> dict[str, str]:
     return out
 
 
-def render_config(workdir: Path, inventory: Path = EXAMPLE_INVENTORY, extra_vars: dict | None = None) -> str:
-    """The template rendered by Ansible (on this host) for INVENTORY, with
-    the balancer play's own defaults and EXTRA_VARS."""
+def render_template(workdir: Path, template: Path = TEMPLATE, inventory: Path = EXAMPLE_INVENTORY,
+                    extra_vars: dict | None = None) -> str:
+    """TEMPLATE rendered by Ansible (on this host) for INVENTORY, with the
+    balancer play's own defaults and EXTRA_VARS (a file of WORKDIR: they
+    may hold keys)."""
     import yaml  # python3-yaml: the product's own dependency, on the host too
 
     plays = yaml.safe_load(BALANCER_PLAY.read_text())
-    out = workdir / "haproxy.cfg"
+    out = workdir / f"rendered-{template.stem}"
     play = [{"name": "render", "hosts": "localhost", "connection": "local", "gather_facts": False,
              "vars": plays[0]["vars"],
-             "tasks": [{"ansible.builtin.template": {"src": str(TEMPLATE), "dest": str(out)}}]}]
+             "tasks": [{"ansible.builtin.template": {"src": str(template), "dest": str(out)}}]}]
     path = workdir / "render.yml"
     path.write_text(json.dumps(play))
     extra = ["-e", f"ansible_python_interpreter={ANSIBLE_VENV / 'bin/python3'}"]
     if extra_vars:
-        extra += ["-e", json.dumps(extra_vars)]
+        extra += ["-e", "@" + str(vars_file(workdir, extra_vars, "render-vars.json"))]
     done = run_playbook(inventory, path, *extra, timeout=300, workdir=workdir)
     if done.returncode != 0:
         raise FleetError("rendering the template failed:\n" + done.stdout[-4000:] + done.stderr[-2000:])
     return out.read_text()
+
+
+def render_config(workdir: Path, inventory: Path = EXAMPLE_INVENTORY, extra_vars: dict | None = None) -> str:
+    """haproxy.cfg as the balancer play writes it for INVENTORY and EXTRA_VARS."""
+    return render_template(workdir, TEMPLATE, inventory, extra_vars)
+
+
+def render_keys_map(workdir: Path, extra_vars: dict) -> str:
+    """The balancer's key map as its play writes it (EXTRA_VARS with hos_balancer_api_keys)."""
+    return render_template(workdir, KEYS_MAP_TEMPLATE, EXAMPLE_INVENTORY, extra_vars)
+
+
+def vars_file(workdir: Path, values: dict, name: str = "vars.json") -> Path:
+    """VALUES as a file for `-e @FILE`, readable by root only (it may hold keys)."""
+    path = workdir / name
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(json.dumps(values))
+    return path
+
+
+# ------------------------------------------------------------ HAProxy off the containers
+HOST_HAPROXY = Path("/usr/sbin/haproxy")
+# The global lines of the example that need the balancer host itself
+# (its syslog socket, chroot, stats socket, user, daemon mode).
+_HOST_ONLY = re.compile(r"^    (log /dev/log|chroot|stats socket|user|group|daemon)\b")
+
+
+def haproxy_command(where: str, directory: Path) -> list[str]:
+    """The command line of an HAProxy that can read the files in DIRECTORY:
+    "host" this host's (bookworm's 2.6 on a bookworm host), "trixie" the one
+    of the balancer root (trixie's 3.0), run from that cached root kept
+    read-only (systemd-nspawn; this host's network, DIRECTORY at its own path)."""
+    if where == "host":
+        return [str(HOST_HAPROXY)]
+    if where != "trixie":
+        raise FleetError(f"no HAProxy {where!r}")
+    root = harness.ensure_root(suite="trixie", flavour="balancer")
+    return ["systemd-nspawn", "-q", "-D", str(root), "--read-only", "--tmpfs=/tmp:mode=1777",
+            "--tmpfs=/var/tmp:mode=1777", "--register=no", "--keep-unit", "--as-pid2", "--console=pipe",
+            f"--bind-ro={directory}:{directory}", "--", "/usr/sbin/haproxy"]
+
+
+def haproxy_check(where: str, config: Path) -> subprocess.CompletedProcess:
+    """`haproxy -c -f CONFIG` (see haproxy_command); output in stdout."""
+    return subprocess.run([*haproxy_command(where, config.parent), "-c", "-f", str(config)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=120)
+
+
+def foreground_config(text: str) -> str:
+    """A rendered haproxy.cfg that runs in the foreground off the balancer
+    host (no chroot, stats socket, syslog socket, user or daemon mode);
+    everything else as rendered."""
+    out, in_global = [], False
+    for line in text.splitlines(keepends=True):
+        if not line.startswith((" ", "\n")):
+            in_global = line.startswith("global")
+        if in_global and _HOST_ONLY.match(line):
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+# ------------------------------------------------------------ API keys
+def new_api_key() -> str:
+    """A key as `hailo-ollama-service keys add` makes them: hos_ and 256 random bits in base64url."""
+    return "hos_" + secrets.token_urlsafe(32)
+
+
+def key_hash(key: str) -> str:
+    """What a Pi and the balancer store of KEY: its SHA-256, lowercase hex."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def render_example_config(workdir: Path) -> str:
@@ -248,11 +332,13 @@ class Fleet:
                 harness.log(f"teardown of {c.name} failed: {e}")
 
 
-def boot_fleet(n: int, workdir: Path, name: str = "fleet") -> Fleet:
+def boot_fleet(n: int, workdir: Path, name: str = "fleet", pi_flavour: str | None = None) -> Fleet:
     """N Pi containers and a balancer container, booted and linked; nothing
-    installed yet. The caller destroys it (Fleet.destroy)."""
-    base = harness.ensure_root()
+    installed yet. PI_FLAVOUR: the root flavour of the Pis (default the base
+    root; "access" gives them what the access front needs: haproxy, ssl-cert).
+    The caller destroys it (Fleet.destroy)."""
     flavour = harness.ensure_root(flavour="balancer")
+    base = harness.ensure_root(flavour=pi_flavour) if pi_flavour else harness.ensure_root()
     made: list[harness.Container] = []
     try:
         pis = []
@@ -369,15 +455,19 @@ class Chat:
 
 
 def chat(host: str, port: int = BALANCER_PORT, model: str = MODEL, stream: bool = True,
-         timeout: float = 120, prompt: str = "Hello") -> Chat:
-    """POST /api/chat as an Ollama client does, reading the NDJSON lines as they come."""
+         timeout: float = 120, prompt: str = "Hello", key: str | None = None) -> Chat:
+    """POST /api/chat as an Ollama client does (with KEY: Authorization:
+    Bearer KEY), reading the NDJSON lines as they come."""
     result = Chat(started=time.monotonic())
     t0 = result.started
     body = json.dumps({"model": model, "stream": stream,
                        "messages": [{"role": "user", "content": prompt}]})
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("POST", "/api/chat", body, {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        conn.request("POST", "/api/chat", body, headers)
         resp = conn.getresponse()
         result.status = resp.status
         result.t_headers = time.monotonic() - t0
@@ -413,6 +503,37 @@ def chat(host: str, port: int = BALANCER_PORT, model: str = MODEL, stream: bool 
     finally:
         conn.close()
     return result
+
+
+@dataclass
+class Answer:
+    """One HTTP answer: status, headers (lowercase names; the last of each), body text."""
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def request(host: str, port: int, method: str, path: str, body=None, key: str | None = None,
+            headers: dict[str, str] | None = None, timeout: float = 60) -> Answer:
+    """One request (with KEY: Authorization: Bearer KEY; BODY: JSON), its whole answer."""
+    sent = dict(headers or {})
+    data = None
+    if body is not None:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        sent.setdefault("Content-Type", "application/json")
+    if key is not None:
+        sent["Authorization"] = f"Bearer {key}"
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, data, sent)
+        resp = conn.getresponse()
+        text = resp.read().decode(errors="replace")
+        return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, text)
+    finally:
+        conn.close()
 
 
 def concurrent_chats(host: str, n: int, port: int = BALANCER_PORT, timeout: float = 180,

@@ -111,6 +111,9 @@ FLAVOURS = {
     # the fleet's load balancer (test_98, bench/balancer_bench.py): HAProxy
     # from the Debian archive, installed by the Ansible example's play
     "balancer": ("haproxy",),
+    # a Pi with access control on (test_45, bench/access_bench.py): the
+    # package's Suggests, HAProxy and ssl-cert (the snakeoil certificate)
+    "access": ("haproxy", "ssl-cert"),
 }
 
 _KEY = r"[0-9a-f]{16}"

@@ -113,3 +113,56 @@ def test_any_change_to_the_models_or_upstream_defeats_the_sync_fast_path(synced,
         shutil.move(synced.models_dir, synced.state_dir / "old")
         shutil.copytree(synced.state_dir / "old", synced.models_dir)
     assert not stamp.sync_unchanged(str(synced.root))
+
+
+# ---------------------------------------------------------------- the sync stamp and the kiosk allowlist
+@pytest.fixture
+def allowlisted(paths, later, monkeypatch):
+    """``paths`` synced with the allowlist qwen2, root's environment file in place."""
+    from hailo_ollama_service.user import models
+    monkeypatch.delenv(stamp.MODELS_ENV, raising=False)
+    write(paths.env_file, "OLLAMA_HOST=127.0.0.1:11434\nHAILO_OLLAMA_SERVICE_MODELS=qwen2\n")
+    write(paths.upstream_manifests / "qwen2/1.5b/manifest.json", "{}")
+    write(paths.upstream_manifests / "llama3.2/3b/manifest.json", "{}")
+    paths.state_dir.mkdir(parents=True)
+    assert models.sync(paths, ["qwen2"])[1] == []
+    time.sleep(TICK)
+    return paths
+
+
+def test_the_sync_fast_path_is_taken_when_nothing_changed(allowlisted):
+    assert stamp.sync_unchanged(str(allowlisted.root), "qwen2")
+    assert stamp.sync_unchanged(str(allowlisted.root), "qwen2")
+
+
+@pytest.mark.parametrize("change", ["rewritten", "replaced", "deleted"])
+def test_a_changed_environment_file_defeats_the_sync_fast_path(allowlisted, change):
+    if change == "rewritten":
+        allowlisted.env_file.write_text(allowlisted.env_file.read_text())
+    elif change == "replaced":
+        os.rename(write(allowlisted.env_file.with_name(".new"), allowlisted.env_file.read_text()),
+                  allowlisted.env_file)
+    else:
+        allowlisted.env_file.unlink()  # a reboot empties /run
+    assert not stamp.sync_unchanged(str(allowlisted.root), "qwen2")
+
+
+@pytest.mark.parametrize("value", ["", "llama3.2", "qwen2,llama3.2", "qwen2:1.5b", "qwen2\nsynced"])
+def test_another_allowlist_defeats_the_sync_fast_path_with_the_file_unchanged(allowlisted, value):
+    assert not stamp.sync_unchanged(str(allowlisted.root), value)
+
+
+def test_an_allowlist_sync_without_a_file_still_tells_the_values_apart(paths, later):
+    from hailo_ollama_service.user import models
+    paths.state_dir.mkdir(parents=True)
+    models.sync(paths, [])
+    assert stamp.sync_unchanged(str(paths.root), "")
+    assert not stamp.sync_unchanged(str(paths.root), "qwen2")
+
+
+def test_without_a_value_the_sync_fast_path_takes_this_processes_environment(allowlisted, monkeypatch):
+    assert not stamp.sync_unchanged(str(allowlisted.root))  # unset: every model, not qwen2
+    monkeypatch.setenv(stamp.MODELS_ENV, "qwen2")
+    assert stamp.sync_unchanged(str(allowlisted.root))
+    monkeypatch.setenv(stamp.MODELS_ENV, "llama3.2")
+    assert not stamp.sync_unchanged(str(allowlisted.root))

@@ -219,3 +219,67 @@ class Standin:
                 self.proc.wait(5)
         if self.proc.stdout:
             self.proc.stdout.close()
+
+
+def fake_haproxy(paths, status: int = 0) -> Path:
+    """A stand-in ``haproxy`` at ``paths.haproxy`` for the render's ``haproxy -c``:
+    exit ``status``; when it fails it prints an ALERT naming the file it was given."""
+    return _executable(paths.haproxy, "#!/bin/sh\n"
+                       f'[ {status} = 0 ] || echo "[ALERT]    (1) : config : parsing [$4:7] : nope" >&2\n'
+                       f"exit {status}\n")
+
+
+def real_haproxy(paths) -> Path:
+    """``paths.haproxy`` as a link to the host's HAProxy (the test is skipped without it)."""
+    import pytest
+
+    if not Path(HAPROXY).is_file():
+        pytest.skip(f"{HAPROXY} is not installed (package haproxy)")
+    paths.haproxy.parent.mkdir(parents=True, exist_ok=True)
+    paths.haproxy.symlink_to(HAPROXY)
+    return paths.haproxy
+
+
+def _executable(path: Path, text: str) -> Path:
+    write(path, text)
+    path.chmod(0o755)
+    return path
+
+
+HAPROXY = "/usr/sbin/haproxy"
+
+
+class RuntimeApi:
+    """A stand-in for the access front's runtime API (HAProxy's admin socket) under the scratch root:
+    records each command and answers ``answer``."""
+
+    def __init__(self, paths, answer: bytes = b"") -> None:
+        import socket
+        import threading
+
+        import pytest
+
+        from hailo_ollama_service.config.access import RUNTIME_SOCKET
+        where = paths.root / RUNTIME_SOCKET.lstrip("/")
+        if len(str(where)) > 100:
+            pytest.skip("the scratch root is too deep for a unix socket path")
+        where.parent.mkdir(parents=True, exist_ok=True)
+        self.commands: list[str] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(where))
+        self.sock.listen(8)
+        self.answer = answer
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.commands.append(conn.recv(4096).decode().strip())
+                conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from hailo_ollama_service import __version__
 from hailo_ollama_service.cli import main as cli
 
-from unit_helpers import tree, write
+from unit_helpers import fake_haproxy, tree, write
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -33,7 +34,7 @@ def test_the_module_runs_from_the_source_tree_and_knows_its_version(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["render", "sync-models", "check", "config", "debconf-layer", "wait-ready",
-                                     "preflight", "postinst-report", "warmup"])
+                                     "preflight", "postinst-report", "warmup", "keys"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as done:
         cli.main([command, "--help"])
@@ -298,3 +299,92 @@ def test_metrics_publish_of_junk_fails_with_one_line(tmp_path, capsys):
     assert cli.main(["--root", str(tmp_path), "metrics-publish", "--from", str(source)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a hailo_ollama_ metric line; nothing published" in err
+
+
+# ---------------------------------------------------------------- keys
+@pytest.fixture
+def systemctl(monkeypatch):
+    """The systemctl calls of the render that ``keys`` runs (none reach the host's systemd)."""
+    from hailo_ollama_service.root import apply
+    calls: list[list[str]] = []
+    monkeypatch.setattr(apply.apply, "__defaults__", (calls.append, 20))
+    return calls
+
+
+def keys(root: Path, *args: str) -> int:
+    return cli.main(["--root", str(root), "keys", *args])
+
+
+def test_keys_add_prints_the_new_key_alone_on_stdout_and_a_note_while_access_is_off(tmp_path, capsys, systemctl):
+    import re
+    assert keys(tmp_path, "add", "alice") == 0
+    out, err = capsys.readouterr()
+    assert re.fullmatch(r"hos_[A-Za-z0-9_-]{43}\n", out)
+    assert "note: access is off" in err and out.strip() not in err
+    stored = json.loads((tmp_path / "var/lib/hailo-ollama-service/api-keys.json").read_text())["keys"]
+    assert [(k["name"], k["role"]) for k in stored] == [("alice", "user")]
+
+
+def test_keys_add_with_access_on_renders_the_map_and_reloads_the_front(tmp_path, capsys, systemctl):
+    from hailo_ollama_service.config.paths import make_paths
+    paths = make_paths(tmp_path, environ={})
+    fake_haproxy(paths)
+    write(paths.conffile, "access:\n  enabled: true\n")
+    assert cli.main(["--root", str(tmp_path), "render"]) == 0
+    capsys.readouterr()
+    systemctl.clear()
+    assert keys(tmp_path, "add", "ops", "--admin") == 0
+    out, err = capsys.readouterr()
+    assert err == "" and systemctl == [["reload-or-restart", "hailo-ollama-access.service"]]
+    digest = hashlib.sha256(out.strip().encode()).hexdigest()
+    assert f"{digest} admin" in (paths.access_dir / "keys.map").read_text().splitlines()
+
+
+def test_keys_add_by_digest_prints_added_then_unchanged(tmp_path, capsys, systemctl):
+    digest = "ab" * 32
+    assert keys(tmp_path, "add", "fleet", "--sha256", digest) == 0
+    assert capsys.readouterr().out == "added fleet\n"
+    assert keys(tmp_path, "add", "fleet", "--sha256", digest) == 0
+    assert capsys.readouterr().out == "unchanged fleet\n"
+    assert keys(tmp_path, "add", "fleet", "--sha256", digest, "--admin") == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "a key named 'fleet' exists (user); revoke it first" in err
+
+
+def test_keys_list_shows_name_role_date_and_the_start_of_the_digest_then_revoke_removes_it(tmp_path, capsys,
+                                                                                          systemctl):
+    keys(tmp_path, "add", "fleet", "--sha256", "ab" * 32)
+    capsys.readouterr()
+    assert keys(tmp_path, "list") == 0
+    [line] = capsys.readouterr().out.splitlines()
+    name, role, created, short = line.split("\t")
+    assert (name, role, short) == ("fleet", "user", "sha256:abababababab") and created.endswith("Z")
+    assert keys(tmp_path, "revoke", "fleet") == 0
+    assert capsys.readouterr().out == "revoked fleet\n"
+    assert keys(tmp_path, "list") == 0 and capsys.readouterr().out == ""
+    assert keys(tmp_path, "revoke", "fleet") == 1
+    assert "error: no key named 'fleet'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [("add",), ("list", "alice"), ("revoke",), ("revoke", "alice", "--admin"),
+                                  ("list", "--sha256", "ab" * 32), ("rotate", "alice")])
+def test_keys_usage_errors_exit_2_and_change_nothing(tmp_path, capsys, systemctl, args):
+    assert keys(tmp_path, *args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "usage: hailo-ollama-service keys add NAME" in err
+    assert tree(tmp_path) == {} and systemctl == []
+
+
+def test_keys_as_another_user_without_root_is_refused(monkeypatch, capsys, systemctl):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv("HAILO_OLLAMA_ROOT", raising=False)
+    assert cli.main(["keys", "list"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "error: the API keys are root's: run it with sudo" in err
+
+
+def test_keys_with_a_bad_name_is_one_line_and_stores_nothing(tmp_path, capsys, systemctl):
+    assert keys(tmp_path, "add", "a b") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "key name 'a b'" in err
+    assert not (tmp_path / "var/lib/hailo-ollama-service/api-keys.json").exists()

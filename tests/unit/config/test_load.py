@@ -54,6 +54,13 @@ BAD_INPUTS = [
      "unsupported YAML tag"),
     ("a non-string key", "1: 2\n", 1, None, "keys must be plain names"),
     ("an alias", "server: &s\n  port: 1\nlibrary: *s\n", 3, None, "aliases"),
+    ("a bad network", 'access:\n  networks: "10.0.0.5, 10.0.0.0/33"\n', 2, "access.networks", "not '10.0.0.0/33'"),
+    ("a bare off as tls mode", "access:\n  enabled: true\n  tls: off\n", 3, "access.tls",
+     '"off", "snakeoil" or "own" in quotes'),
+    ("an unknown tls mode", "access:\n  tls: letsencrypt\n", 2, "access.tls", "one of off, snakeoil, own"),
+    ("a relative certificate", "access:\n  tls_certificate: pi.pem\n", 2, "access.tls_certificate", "absolute path"),
+    ("access as a string", 'access:\n  enabled: "yes"\n', 2, "access.enabled", "must be true or false"),
+    ("a bad allowlist", 'models:\n  allowed: "qwen2:1.5b,,x"\n', 2, "models.allowed", "empty entry"),
 ]
 
 
@@ -167,3 +174,51 @@ def test_a_layer_written_by_layer_yaml_reads_back_to_the_same_values():
     layer = settings.parse_layer(text, "layer")
     assert {k: v for k, (v, _line) in layer.values.items()} == values
     assert text.startswith("# header line\n")
+
+
+# ---------------------------------------------------------------- settings that depend on each other
+def cross_error(paths) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        settings.load(paths)
+    assert "\n" not in str(caught.value)
+    return caught.value
+
+
+def test_access_on_with_the_inner_port_equal_to_the_public_one_is_refused_naming_file_and_key(paths):
+    write(paths.conffile, "server:\n  port: 12000\naccess:\n  enabled: true\n  server_port: 12000\n")
+    err = cross_error(paths)
+    assert err.key == "access.server_port"
+    assert str(err).startswith(f"{paths.conffile}: access.server_port: must differ from server.port (12000)")
+
+
+def test_the_conflict_names_the_layer_that_set_the_inner_port(paths):
+    write(paths.debconf_layer, "access:\n  server_port: 11434\n")
+    write(paths.conffile, "access:\n  enabled: true\n")
+    assert str(cross_error(paths)).startswith(f"{paths.debconf_layer}: access.server_port: must differ")
+
+
+def test_a_public_port_moved_onto_the_default_inner_port_is_refused_in_the_conffile(paths):
+    write(paths.conffile, "server:\n  port: 11435\naccess:\n  enabled: true\n")
+    assert str(cross_error(paths)).startswith(f"{paths.conffile}: access.server_port: must differ")
+
+
+def test_the_same_ports_are_fine_while_access_is_off(paths):
+    write(paths.conffile, "access:\n  server_port: 11434\n")
+    assert settings.load(paths)["access.server_port"] == 11434
+
+
+def test_tls_own_without_a_certificate_or_key_is_refused_naming_the_missing_one(paths):
+    write(paths.conffile, "access:\n  enabled: true\n  tls: own\n")
+    assert str(cross_error(paths)) == (f"{paths.conffile}: access.tls_certificate: "
+                                       "must name a PEM file while access.tls is own")
+    write(paths.conffile, 'access:\n  tls: own\n  tls_certificate: "/etc/ssl/certs/pi.pem"\n')
+    assert cross_error(paths).key == "access.tls_key"
+    write(paths.conffile, 'access:\n  tls: own\n  tls_certificate: /etc/ssl/certs/pi.pem\n'
+                          '  tls_key: /etc/ssl/private/pi.key\n')
+    assert settings.load(paths)["access.tls_key"] == "/etc/ssl/private/pi.key"
+
+
+def test_without_any_file_access_stays_off(paths):
+    effective = settings.load(paths)
+    assert effective["access.enabled"] is False and effective["access.tls"] == "off"
+    assert effective["models.allowed"] == ""

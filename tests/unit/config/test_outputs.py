@@ -63,3 +63,34 @@ def test_nothing_is_rebuilt_without_a_usable_json(paths):
     write(paths.upstream_json, json.dumps({"server": {"host": "0.0.0.0", "port": 0}, "library": {
         "host": "dev-public.hailo.ai", "port": 443}, "main_poll_time_ms": 200}))
     assert outputs.recover(paths) is None  # port 0 fails the schema
+
+
+ACCESS_ON = {"access.enabled": True}
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20"])
+def test_with_access_on_the_json_and_environment_put_the_server_on_loopback_behind_the_front(host):
+    values = dict(DEFAULTS, **ACCESS_ON, **{"server.host": host, "server.port": 11500})
+    assert json.loads(outputs.upstream_json(values))["server"] == {"host": "127.0.0.1", "port": 11435}
+    assert outputs.environment(values).decode().splitlines()[1] == "OLLAMA_HOST=127.0.0.1:11435"
+    off = dict(values, **{"access.enabled": False})
+    assert json.loads(outputs.upstream_json(off))["server"] == {"host": host, "port": 11500}
+
+
+def test_the_inner_port_is_the_one_the_settings_name():
+    values = dict(DEFAULTS, **ACCESS_ON, **{"access.server_port": 12001})
+    assert json.loads(outputs.upstream_json(values))["server"]["port"] == 12001
+    assert "OLLAMA_HOST=127.0.0.1:12001\n" in outputs.environment(values).decode()
+
+
+def test_the_kiosk_allowlist_reaches_the_environment_as_names_joined_by_commas_only_when_set():
+    assert not any(line.startswith("HAILO_OLLAMA_SERVICE_MODELS=")
+                   for line in outputs.environment(dict(DEFAULTS)).decode().splitlines())
+    values = dict(DEFAULTS, **{"models.allowed": " qwen2:1.5b , llama3.2:3b "})
+    assert outputs.environment(values).decode().splitlines()[-1] == "HAILO_OLLAMA_SERVICE_MODELS=qwen2:1.5b,llama3.2:3b"
+
+
+def test_an_allowlist_that_could_add_a_line_is_refused_before_writing():
+    from hailo_ollama_service.fs.atomic import WriteError
+    with pytest.raises(WriteError, match="models.allowed: refusing to write"):
+        outputs.environment(dict(DEFAULTS, **{"models.allowed": "qwen2\nLD_PRELOAD=/tmp/x.so"}))

@@ -207,7 +207,7 @@ def test_a_full_run_with_the_api_down_is_fast_and_reports_every_check(paths):
     assert time.monotonic() - start < 5
     ids = [c.id for c in found]
     assert ids == ["binary", "generation", "device", "firmware", "stack", "settings", "diversion", "port", "unit",
-                   "api", "models", "library", "disk", "memory", "thermal", "privileges"]
+                   "access", "api", "models", "library", "disk", "memory", "thermal", "privileges"]
     assert by_id(found, "api").status == "fail"
 
 
@@ -304,7 +304,7 @@ def test_a_check_that_raises_is_one_failed_line_and_the_others_still_run(paths, 
     monkeypatch.setattr(doctor, "check_thermal", broken)
     monkeypatch.setattr(doctor, "check_settings", lambda _host: 1 / 0)
     found = doctor.diagnose(host_for(paths))
-    assert [c.id for c in found][-2:] == ["memory", "thermal"] and len(found) == 15
+    assert [c.id for c in found][-2:] == ["memory", "thermal"] and len(found) == 16
     thermal, settings_line = by_id(found, "thermal"), by_id(found, "settings")
     assert thermal.status == "fail" and thermal.found == "the check itself failed: RuntimeError: \\x1b[2Jboom"
     assert settings_line.status == "fail" and "ZeroDivisionError" in settings_line.found
@@ -330,3 +330,57 @@ def test_a_model_list_too_deep_to_parse_leaves_the_api_check_ok_with_no_models(p
     values = dict(DEFAULTS, **{"server.host": "127.0.0.1", "server.port": fake_api.port})
     check, listed, pulled = doctor.check_api(host_for(paths), values)
     assert check.status == "ok" and listed == [] and pulled == []
+
+
+# ---------------------------------------------------------------- access
+ACCESS_ON = dict(DEFAULTS, **{"access.enabled": True})
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "pi5.local", "::1:2", "localhost.example.org"])
+def test_an_api_on_a_network_address_without_keys_warns_with_how_to_require_them(paths, host):
+    check = doctor.check_access(host_for(paths), dict(DEFAULTS, **{"server.host": host}))
+    assert check.status == "warn" and f"the API answers on {host}:11434 without keys" in check.found
+    assert "access.enabled: true" in check.fix and "sudo apt install haproxy" in check.fix
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "::1", "localhost"])
+def test_an_api_on_loopback_without_keys_is_fine(paths, host):
+    check = doctor.check_access(host_for(paths), dict(DEFAULTS, **{"server.host": host}))
+    assert check.status == "ok" and "(this machine only)" in check.found
+
+
+def test_access_on_with_the_front_down_fails_with_its_journal(paths):
+    show = SHOW_ACTIVE.replace("ActiveState=active", "ActiveState=failed").replace("=running", "=failed")
+    check = doctor.check_access(host_for(paths, {"systemctl show": (0, show)}), ACCESS_ON)
+    assert check.status == "fail" and "hailo-ollama-access.service is failed/failed" in check.found
+    assert "journalctl -u hailo-ollama-access.service" in check.fix
+
+
+def test_access_on_asks_systemd_about_the_front_not_the_server(paths):
+    asked = []
+
+    def run(argv):
+        asked.append(argv)
+        return (0, SHOW_ACTIVE)
+    check = doctor.check_access(Host(paths, run=run, is_root=False, api_timeout=0.5), ACCESS_ON)
+    assert check.status == "ok" and [a[:3] for a in asked] == [["systemctl", "show", "hailo-ollama-access.service"]]
+
+
+def test_access_on_with_the_front_up_but_no_key_warns_and_with_a_key_is_ok(paths):
+    check = doctor.check_access(host_for(paths), ACCESS_ON)
+    assert check.status == "warn" and "no API key exists" in check.found and "keys add NAME" in check.fix
+    write(paths.keys_file, '{"keys": []}\n')
+    check = doctor.check_access(host_for(paths), ACCESS_ON)
+    assert check.status == "ok" and "keys required on 0.0.0.0:11434" in check.found
+
+
+def test_access_is_skipped_without_settings_or_without_systemctl(paths):
+    assert doctor.check_access(host_for(paths), None).status == "skip"
+    check = doctor.check_access(host_for(paths, {"systemctl show": (1, "Failed to connect to bus")}), ACCESS_ON)
+    assert check.status == "skip" and "Failed to connect to bus" in check.found
+
+
+def test_with_access_on_the_api_check_asks_the_server_behind_the_front(paths, fake_api):
+    values = dict(ACCESS_ON, **{"access.server_port": fake_api.port})
+    check, _listed, _pulled = doctor.check_api(host_for(paths), values)
+    assert check.status == "ok" and f"http://127.0.0.1:{fake_api.port} answers" in check.found

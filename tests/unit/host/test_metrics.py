@@ -210,3 +210,49 @@ def test_the_example_alert_rules_use_only_metrics_the_command_exports(paths):
     exported = {line.split()[2] for line in metrics.exposition(metrics.collect(host(paths))).splitlines()
                 if line.startswith("# TYPE")}
     assert names and names <= exported, names - exported
+
+
+def units(paths, front: str | None) -> Host:
+    """A host whose server unit is active and whose front unit answers ``front`` (None: never asked)."""
+    def run(argv):
+        if argv[:2] == ["systemctl", "show"] and argv[2] == "hailo-ollama-access.service":
+            assert front is not None, "the front's unit was asked about while access is off"
+            return (0, front)
+        return {"dpkg-query -W": (0, "5.1.1-1"), "systemctl show": (0, SHOW)}.get(" ".join(argv[:2]), (127, ""))
+    return Host(paths, run=run, api_timeout=0.5)
+
+
+def test_access_off_is_0_and_the_front_is_not_asked_about(paths):
+    found = samples(metrics.exposition(metrics.collect(units(paths, None))))
+    assert found["hailo_ollama_access_enabled"] == 0 and found["hailo_ollama_access_front_up"] == 0
+
+
+@pytest.mark.parametrize("state, up", [("active", 1), ("failed", 0), ("inactive", 0)])
+def test_access_on_is_1_and_the_front_is_up_only_while_its_unit_is_active(paths, state, up):
+    write(paths.conffile, "access:\n  enabled: true\n")
+    front = SHOW.replace("ActiveState=active", f"ActiveState={state}")
+    found = samples(metrics.exposition(metrics.collect(units(paths, front))))
+    assert found["hailo_ollama_access_enabled"] == 1 and found["hailo_ollama_access_front_up"] == up
+    assert found["hailo_ollama_unit_active"] == 1  # the server's own unit is not the front's
+
+
+def test_the_front_is_down_when_systemctl_cannot_tell(paths):
+    write(paths.conffile, "access:\n  enabled: true\n")
+    table = {"systemctl show": (1, "no bus")}
+    found = samples(metrics.exposition(metrics.collect(host(paths, table))))
+    assert found["hailo_ollama_access_enabled"] == 1 and found["hailo_ollama_access_front_up"] == 0
+
+
+def test_the_access_families_are_gauges_and_left_out_without_any_settings_to_read(paths):
+    text = metrics.exposition(metrics.collect(host(paths)))
+    for name in ("hailo_ollama_access_enabled", "hailo_ollama_access_front_up"):
+        assert f"# TYPE {name} gauge\n" in text
+    write(paths.conffile, "server:\n  port: nope\n")  # no render yet: nothing is served
+    found = samples(metrics.exposition(metrics.collect(host(paths))))
+    assert "hailo_ollama_access_enabled" not in found and "hailo_ollama_access_front_up" not in found
+
+
+def test_with_access_on_up_is_asked_of_the_server_behind_the_front(paths, fake_api):
+    write(paths.conffile, f"access:\n  enabled: true\n  server_port: {fake_api.port}\n")
+    found = samples(metrics.exposition(metrics.collect(units(paths, SHOW))))
+    assert found["hailo_ollama_up"] == 1

@@ -11,7 +11,7 @@ from hailo_ollama_service.config import record
 from hailo_ollama_service.config.load import ConfigError
 from hailo_ollama_service.root import render
 
-from unit_helpers import tree, write
+from unit_helpers import fake_haproxy, tree, write
 
 UPSTREAM_5_1_KEYS = {"server": {"host", "port"}, "library": {"host", "port"}, "main_poll_time_ms": None}
 
@@ -171,3 +171,76 @@ def test_the_keep_loaded_flag_does_not_restart_the_server(paths):
     write(paths.conffile, "warmup:\n  model: qwen2:1.5b\n  keep_loaded: true\n")
     result = render.render(paths)
     assert result.keep_changed and not result.server_affected
+
+
+# ---------------------------------------------------------------- the access front
+ACCESS = "access:\n  enabled: true\n"
+
+
+def front_files(paths) -> set[str]:
+    return {p.name for p in paths.access_dir.iterdir()} if paths.access_dir.exists() else set()
+
+
+def test_access_on_moves_the_server_to_loopback_and_writes_the_front_files(paths):
+    fake_haproxy(paths)
+    write(paths.conffile, ACCESS)
+    result = render.render(paths)
+    assert json.loads(paths.upstream_json.read_text())["server"] == {"host": "127.0.0.1", "port": 11435}
+    assert "OLLAMA_HOST=127.0.0.1:11435\n" in paths.env_file.read_text()
+    assert paths.served.read_text() == "127.0.0.1 11435\n"
+    assert result.front_on and sorted(result.front_changed) == sorted(
+        str(paths.access_dir / n) for n in ("haproxy.cfg", "keys.map"))
+    assert front_files(paths) == {"haproxy.cfg", "keys.map"}
+    config = paths.front_config.read_text()
+    assert "    bind 0.0.0.0:11434\n" in config and "server hailo-ollama 127.0.0.1:11435 maxconn 1" in config
+    assert stat.S_IMODE(paths.front_config.stat().st_mode) == 0o640
+
+
+def test_access_off_again_removes_the_front_files_and_gives_the_server_its_address_back(paths):
+    fake_haproxy(paths)
+    write(paths.conffile, ACCESS)
+    render.render(paths)
+    write(paths.conffile, "access:\n  enabled: false\n")
+    result = render.render(paths)
+    assert not result.front_on and len(result.front_changed) == 2
+    assert not paths.access_dir.exists()
+    assert json.loads(paths.upstream_json.read_text())["server"] == {"host": "0.0.0.0", "port": 11434}
+    assert paths.served.read_text() == "0.0.0.0 11434\n"
+
+
+def test_an_unchanged_render_with_access_on_changes_nothing(paths):
+    fake_haproxy(paths)
+    write(paths.conffile, ACCESS)
+    render.render(paths)
+    before = {p: p.stat().st_mtime_ns for p in paths.access_dir.iterdir()}
+    again = render.render(paths)
+    assert again.changed == [] and again.front_changed == [] and again.front_on
+    assert {p: p.stat().st_mtime_ns for p in paths.access_dir.iterdir()} == before
+
+
+@pytest.mark.parametrize("first", ["", ACCESS])
+def test_a_front_haproxy_refuses_keeps_the_last_good_outputs_and_writes_nothing(paths, first):
+    fake_haproxy(paths)
+    write(paths.conffile, first)
+    render.render(paths)
+    fake_haproxy(paths, status=1)
+    write(paths.conffile, ACCESS + "  networks: 192.168.1.0/24\n")
+    before = tree(paths.root)
+    result = render.render(paths, keep_last_good=True)
+    assert "HAProxy refuses the access front's configuration: [ALERT]" in result.error
+    assert f"parsing [{paths.access_dir}/haproxy.cfg:7] : nope" in result.error
+    assert "keeping the last good configuration" in result.error
+    assert result.changed == [] and result.front_changed == [] and result.front_on == bool(first)
+    assert tree(paths.root) == before
+    with pytest.raises(ConfigError, match="HAProxy refuses"):
+        render.render(paths)
+    assert tree(paths.root) == before
+
+
+def test_access_on_without_haproxy_installed_is_refused_and_the_server_keeps_its_address(paths):
+    render.render(paths)
+    write(paths.conffile, ACCESS)
+    result = render.render(paths, keep_last_good=True)
+    assert "sudo apt install haproxy" in result.error
+    assert json.loads(paths.upstream_json.read_text())["server"] == {"host": "0.0.0.0", "port": 11434}
+    assert not paths.access_dir.exists()

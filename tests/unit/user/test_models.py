@@ -21,9 +21,20 @@ def shipped(paths, rel: str, text: str):
     return write(paths.upstream_manifests / rel, text)
 
 
-def sync(paths):
+def sync(paths, allowed=()):
     paths.state_dir.mkdir(parents=True, exist_ok=True)  # StateDirectory= makes it
-    return state.sync(paths)
+    return state.sync(paths, list(allowed))
+
+
+def mirrored(paths) -> list[str]:
+    """The manifests below models/manifests, as model:tag (upstream's names)."""
+    return sorted(f"{p.parent.parent.name}:{p.parent.name}" for p in paths.manifests_dir.rglob("manifest.json"))
+
+
+def ship_models(paths, *names: str):
+    for name in names:
+        model, tag = name.split(":")
+        shipped(paths, f"{model}/{tag}/manifest.json", manifest(name))
 
 
 def test_upstream_manifests_are_mirrored_into_the_data_directory(paths):
@@ -236,3 +247,103 @@ def test_a_sync_that_warned_leaves_no_stamp_so_it_warns_again(paths, later):
     write(paths.manifests_dir / "qwen2/1.5b/manifest.json", "admin's own")
     _changed, warnings = state.sync(paths)
     assert warnings and not paths.sync_stamp.exists()
+
+
+# ---------------------------------------------------------------- the kiosk allowlist (models.allowed)
+def test_only_the_manifests_of_allowed_models_are_mirrored(paths):
+    ship_models(paths, "qwen2:1.5b", "llama3.2:3b", "llama3.2:1b")
+    changed, warnings = sync(paths, ["qwen2:1.5b"])
+    assert mirrored(paths) == ["qwen2:1.5b"] and warnings == []
+    assert [c for c in changed if c.endswith(".json")] == [str(paths.manifests_dir / "qwen2/1.5b/manifest.json")]
+    assert list(json.loads(paths.mirror_record.read_text())["mirrored"]) == ["qwen2/1.5b/manifest.json"]
+
+
+def test_a_name_without_a_tag_allows_every_tag_of_that_model(paths):
+    ship_models(paths, "qwen2:1.5b", "llama3.2:3b", "llama3.2:1b")
+    sync(paths, ["llama3.2"])
+    assert mirrored(paths) == ["llama3.2:1b", "llama3.2:3b"]
+
+
+def test_a_tag_allows_only_that_tag_and_latest_is_no_default_as_upstream_has_none(paths):
+    ship_models(paths, "qwen2:latest", "qwen2:1.5b", "llama3.2:3b")
+    _changed, warnings = sync(paths, ["qwen2:latest", "llama3.2:latest"])
+    assert mirrored(paths) == ["qwen2:latest"]
+    assert len(warnings) == 1 and "'llama3.2:latest'" in warnings[0]
+
+
+def test_the_name_is_the_two_folders_above_the_manifest_as_upstream_names_it(paths):
+    shipped(paths, "vendor/qwen2/1.5b/manifest.json", manifest("v"))
+    shipped(paths, "qwen2.5/1.5b/manifest.json", manifest("q"))
+    sync(paths, ["qwen2"])
+    assert (paths.manifests_dir / "vendor/qwen2/1.5b/manifest.json").exists()
+    assert not (paths.manifests_dir / "qwen2.5").exists()
+    assert state.model_tag(paths.manifests_dir, "x/manifest.json") == ("manifests", "x")
+
+
+def test_narrowing_the_allowlist_removes_earlier_copies_but_never_a_hand_added_manifest(paths):
+    ship_models(paths, "qwen2:1.5b", "llama3.2:3b")
+    sync(paths)
+    mine = write(paths.manifests_dir / "mine/1b/manifest.json", manifest("mine"))
+    my_tag = write(paths.manifests_dir / "llama3.2/8b/manifest.json", manifest("my llama"))
+    blob = write(paths.blob_dir / "sha256_abc", b"weights")
+    changed, warnings = sync(paths, ["qwen2"])
+    assert changed == [str(paths.manifests_dir / "llama3.2/3b/manifest.json")] and warnings == []
+    assert not (paths.manifests_dir / "llama3.2/3b").exists()
+    assert mine.read_text() == manifest("mine") and my_tag.read_text() == manifest("my llama")
+    assert blob.read_bytes() == b"weights"
+    assert mirrored(paths) == ["llama3.2:8b", "mine:1b", "qwen2:1.5b"]
+
+
+def test_a_narrowed_out_copy_with_nothing_else_in_its_folders_leaves_no_empty_folder(paths):
+    ship_models(paths, "qwen2:1.5b", "llama3.2:3b")
+    sync(paths)
+    sync(paths, ["qwen2:1.5b"])
+    assert sorted(os.listdir(paths.manifests_dir)) == ["qwen2"]
+
+
+def test_widening_the_allowlist_brings_the_removed_copies_back(paths):
+    ship_models(paths, "qwen2:1.5b", "llama3.2:3b", "llama3.2:1b")
+    sync(paths, ["qwen2"])
+    changed, warnings = sync(paths, ["qwen2", "llama3.2:3b"])
+    assert changed == [str(paths.manifests_dir / "llama3.2/3b/manifest.json")] and warnings == []
+    assert (paths.manifests_dir / "llama3.2/3b/manifest.json").read_text() == manifest("llama3.2:3b")
+    assert mirrored(paths) == ["llama3.2:3b", "qwen2:1.5b"]
+
+
+def test_an_empty_allowlist_mirrors_every_model(paths):
+    ship_models(paths, "qwen2:1.5b", "llama3.2:3b")
+    sync(paths, ["qwen2"])
+    sync(paths, [])
+    assert mirrored(paths) == ["llama3.2:3b", "qwen2:1.5b"]
+
+
+def test_an_allowed_name_upstream_does_not_ship_warns_once_but_leaves_the_stamp(paths, later):
+    ship_models(paths, "qwen2:1.5b", "llama3.2:3b")
+    _changed, warnings = sync(paths, ["qwen2", "qwn2", "llama3.2:8b", "qwn2"])
+    assert mirrored(paths) == ["qwen2:1.5b"]
+    assert len(warnings) == 2 and "'qwn2'" in warnings[0] and "'llama3.2:8b'" in warnings[1]
+    assert all("models.allowed" in w and "\n" not in w for w in warnings)
+    # the tree is complete; the same inputs would only repeat it (see sync)
+    assert state.stamp.sync_unchanged(str(paths.root), "qwen2,qwn2,llama3.2:8b,qwn2")
+
+
+def test_a_locally_changed_copy_the_allowlist_leaves_out_is_kept_with_a_warning_and_no_stamp(paths, later):
+    ship_models(paths, "qwen2:1.5b", "llama3.2:3b")
+    sync(paths)
+    copy = write(paths.manifests_dir / "llama3.2/3b/manifest.json", manifest("edited"))
+    _changed, warnings = sync(paths, ["qwen2"])
+    assert copy.read_text() == manifest("edited")
+    assert len(warnings) == 1 and "changed locally; models.allowed leaves it out" in warnings[0]
+    assert not paths.sync_stamp.exists()
+
+
+def test_a_link_in_place_of_a_copy_the_allowlist_leaves_out_is_left_with_a_warning(paths, tmp_path):
+    ship_models(paths, "qwen2:1.5b", "llama3.2:3b")
+    sync(paths)
+    target = write(tmp_path / "elsewhere/manifest.json", manifest("llama3.2:3b"))
+    link = paths.manifests_dir / "llama3.2/3b/manifest.json"
+    link.unlink()
+    link.symlink_to(target)
+    _changed, warnings = sync(paths, ["qwen2"])
+    assert link.is_symlink() and target.read_text() == manifest("llama3.2:3b")
+    assert len(warnings) == 1 and "models.allowed leaves it out" in warnings[0]

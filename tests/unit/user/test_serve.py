@@ -146,3 +146,73 @@ def test_serve_refuses_an_ollama_host_that_upstream_would_replace_with_0_0_0_0_8
 @pytest.mark.parametrize("value", ["127.0.0.1:11434", "0.0.0.0:11500", "[::]:11434", "[::1]:8080", "pi5.lan:11434"])
 def test_every_address_the_renderer_writes_passes_the_listen_check(value):
     assert serve.check_listen_address(value) is None
+
+
+# ---------------------------------------------------------------- the kiosk allowlist ($HAILO_OLLAMA_SERVICE_MODELS)
+@pytest.mark.parametrize("value", ["qwen2 1.5b", "qwen2, llama3.2", "qwen2,,llama3.2", "qwen2,", ",qwen2",
+                                   "qwen2:1.5b:x", "qwen2:", ":1.5b", "-qwen2", "qwen2:_x", "qwén2", "qwen2\n",
+                                   "a" * 129, "qwen2:" + "a" * 65, "qwen2;rm"])
+def test_serve_refuses_an_allowlist_it_cannot_read_before_touching_the_models(tree, monkeypatch, capsys, value):
+    monkeypatch.setattr(serve.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(serve.os, "execve", lambda *a: pytest.fail("serve started the server"))
+    environ = {"OLLAMA_HOST": "127.0.0.1:11434", "HAILO_OLLAMA_SERVICE_MODELS": value}
+    assert serve.serve(str(tree), environ) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hailo-ollama-service: error: HAILO_OLLAMA_SERVICE_MODELS=")
+    assert "not starting" in err
+    assert not (tree / "var/lib/hailo-ollama/models").exists()
+
+
+@pytest.mark.parametrize("value, names", [(None, []), ("", []), ("qwen2", ["qwen2"]),
+                                          ("qwen2:1.5b,llama3.2", ["qwen2:1.5b", "llama3.2"]),
+                                          ("library/qwen2:latest", ["library/qwen2:latest"])])
+def test_every_allowlist_the_renderer_writes_is_read_as_its_names(value, names):
+    assert serve.allowed_models(value) == (names, None)
+
+
+@pytest.mark.parametrize("name", ["qwen2", "qwen2:1.5b", "llama3.2:latest", "deepseek_r1_distill_qwen:1.5b",
+                                  "a/b-c.d:e_f.g-h", "a" * 128, "a" * 129, "q:" + "t" * 64, "q:" + "t" * 65,
+                                  ":", "q:", ":t", "_q", ".q", "q:-t", "q:t/u", "q:t:u", "q t", "qwé", "q\n",
+                                  "Q2:B", "q;x", "q,x"])
+def test_serves_name_check_agrees_with_the_settings_check(name):
+    from hailo_ollama_service.config import schema
+    try:
+        schema.check_model(name)  # the settings' pattern (_MODEL) for one name
+        valid = True
+    except schema.SettingError:
+        valid = False
+    assert serve.valid_model(name) == valid
+
+
+def test_serve_mirrors_only_allowed_models_and_syncs_again_when_the_allowlist_changes(tree):
+    write(tree / "usr/share/hailo-ollama/models/manifests/llama3.2/3b/manifest.json", "{}")
+    manifests = tree / "var/lib/hailo-ollama/models/manifests"
+    outs = []
+    for value in ("llama3.2", "qwen2:1.5b"):
+        (tree / "record.json.listening").unlink(missing_ok=True)
+        proc = start(tree, FAKE_PORT=str(free_port()), HAILO_OLLAMA_SERVICE_MODELS=value)
+        try:
+            assert wait_for(lambda: (tree / "record.json.listening").exists()), proc.stderr
+            shown = sorted(str(p.relative_to(manifests)) for p in manifests.rglob("manifest.json"))
+            assert shown == [f"{value.split(':')[0]}/{'3b' if value == 'llama3.2' else '1.5b'}/manifest.json"]
+        finally:
+            proc.terminate()
+            out, err = proc.communicate(timeout=20)
+        outs.append((out, err))
+    assert f"changed: {manifests}/qwen2/1.5b/manifest.json" in outs[1][0]
+    assert f"changed: {manifests}/llama3.2/3b/manifest.json" in outs[1][0]  # removed
+
+
+def test_serves_sync_fast_path_is_taken_only_while_the_allowlist_is_the_stamped_one(tree, later, monkeypatch):
+    from hailo_ollama_service.user import models
+    monkeypatch.setattr(serve.os, "geteuid", lambda: 1000)
+    write(tree / "usr/share/hailo-ollama/models/manifests/llama3.2/3b/manifest.json", "{}")
+    manifests = tree / "var/lib/hailo-ollama/models/manifests"
+    serve.sync_models(str(tree), ["llama3.2"])
+    real = models.sync_here
+    monkeypatch.setattr(models, "sync_here", lambda *a: pytest.fail("the fast path was not taken"))
+    serve.sync_models(str(tree), ["llama3.2"])
+    monkeypatch.setattr(models, "sync_here", real)
+    serve.sync_models(str(tree), ["qwen2:1.5b"])
+    assert sorted(str(p.relative_to(manifests)) for p in manifests.rglob("manifest.json")) == [
+        "qwen2/1.5b/manifest.json"]
