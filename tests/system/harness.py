@@ -353,10 +353,11 @@ def ensure_piuparts_tarball(timeout: float = 1800, suite: str | None = None) -> 
 # Release-specific tools that run on the host's files, not in a booted
 # system: that release's lintian, and its python3 for the unit tests.
 # (bash-completion and prometheus's promtool: unit tests check what the
-# package generates with them.)
+# package generates with them; haproxy -c and openssl: the access front's
+# configuration is checked against each release's HAProxy.)
 TOOLS_PACKAGES = ["lintian", "python3", "python3-pytest", "python3-yaml", "python3-requests",
                   "debconf", "ucf", "shellcheck", "dpkg-dev", "procps", "iproute2", "curl",
-                  "bash-completion", "prometheus"]
+                  "bash-completion", "prometheus", "haproxy", "openssl"]
 
 
 def tools_recipe(suite: str | None = None) -> dict:
