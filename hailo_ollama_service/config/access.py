@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable
 
-from hailo_ollama_service.config.schema import Value, model_list, server_listen
+from hailo_ollama_service.config.schema import Value, comma_list, server_listen
 
 ROLES = ("user", "admin")
 # Upstream ignores empty path segments and a trailing "/": "//api//chat/"
@@ -54,7 +54,7 @@ def _bind_address(host: str, port: int) -> str:
 def networks(values: dict[str, Value]) -> list[str]:
     """The networks the front accepts connections from (normalised CIDRs), loopback always
     included; empty when every network may connect."""
-    chosen = [str(ipaddress.ip_network(n, strict=False)) for n in model_list(str(values["access.networks"]))]
+    chosen = [str(ipaddress.ip_network(n, strict=False)) for n in comma_list(str(values["access.networks"]))]
     return chosen + [n for n in LOOPBACK if n not in chosen] if chosen else []
 
 

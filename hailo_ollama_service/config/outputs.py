@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from hailo_ollama_service.config.paths import Paths
-from hailo_ollama_service.config.schema import BY_KEY, SettingError, Value, model_list, server_listen, validated
+from hailo_ollama_service.config.schema import BY_KEY, SettingError, Value, comma_list, server_listen, validated
 from hailo_ollama_service.constants import MODELS_ENV, UNIT
 from hailo_ollama_service.fs.atomic import WriteError
 from hailo_ollama_service.stamp import read_private
@@ -82,7 +82,7 @@ def environment(values: dict[str, Value]) -> bytes:
     library = line_value("library.host", values["library.host"])
     if library != BY_KEY["library.host"].default:
         lines.append(f"HAILO_OLLAMA_LIBRARY_HOST={library}")
-    allowed = [line_value("models.allowed", name) for name in model_list(str(values["models.allowed"]))]
+    allowed = [line_value("models.allowed", name) for name in comma_list(str(values["models.allowed"]))]
     if allowed:
         lines.append(f"{MODELS_ENV}={','.join(allowed)}")
     return ("\n".join(lines) + "\n").encode()

@@ -126,19 +126,29 @@ def check_bool(value: object) -> bool:
     return value
 
 
-def check_networks(value: object) -> str:
-    """Return ``value`` if it is empty or a comma-separated list of networks (CIDR or address)."""
+def _check_list(value: object, what: str, example: str, part_ok: Callable[[str], bool]) -> str:
+    """Return ``value`` if it is empty or ``what`` separated by commas, each
+    passing ``part_ok``; raise SettingError naming the bad entry."""
     text = "" if value is None else _check_str(value)
     for part in (p.strip() for p in text.split(",")):
         if not part and text.strip():
-            raise SettingError(f"must be networks separated by commas, like 192.168.1.0/24, 10.0.0.5; "
-                               f"found an empty entry in {text!r}")
-        if part:
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise SettingError(f"must be networks like 192.168.1.0/24 or fd00::/8, not {part!r}") from None
+            raise SettingError(f"must be {what} separated by commas; found an empty entry in {text!r}")
+        if part and not part_ok(part):
+            raise SettingError(f"must be {what} like {example}, not {part!r}")
     return text
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def check_networks(value: object) -> str:
+    """Return ``value`` if it is empty or a comma-separated list of networks (CIDR or address)."""
+    return _check_list(value, "networks", "192.168.1.0/24 or fd00::/8", _is_network)
 
 
 def check_tls(value: object) -> str:
@@ -162,17 +172,11 @@ def check_pem_path(value: object) -> str:
 
 def check_models(value: object) -> str:
     """Return ``value`` if it is empty or a comma-separated list of model names (name or name:tag)."""
-    text = "" if value is None else _check_str(value)
-    for part in (p.strip() for p in text.split(",")):
-        if not part and text.strip():
-            raise SettingError(f"must be model names separated by commas; found an empty entry in {text!r}")
-        if part and not _MODEL.fullmatch(part):
-            raise SettingError(f"must be model names like qwen2:1.5b or llama3.2, not {part!r}")
-    return text
+    return _check_list(value, "model names", "qwen2:1.5b or llama3.2", lambda part: bool(_MODEL.fullmatch(part)))
 
 
-def model_list(text: str) -> list[str]:
-    """The names of a comma-separated list (``check_models`` or ``check_networks``), in order."""
+def comma_list(text: str) -> list[str]:
+    """The entries of a comma-separated setting (``check_models``, ``check_networks``), stripped, in order."""
     return [part.strip() for part in text.split(",") if part.strip()]
 
 

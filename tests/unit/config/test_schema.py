@@ -231,8 +231,8 @@ def test_malformed_model_lists_are_refused_naming_the_bad_name(value, message):
 
 
 def test_a_list_setting_is_read_as_its_stripped_names_in_order():
-    assert schema.model_list(" qwen2:1.5b ,llama3.2:3b , ") == ["qwen2:1.5b", "llama3.2:3b"]
-    assert schema.model_list("") == [] and schema.model_list(" ") == []
+    assert schema.comma_list(" qwen2:1.5b ,llama3.2:3b , ") == ["qwen2:1.5b", "llama3.2:3b"]
+    assert schema.comma_list("") == [] and schema.comma_list(" ") == []
 
 
 ACCESS_ON = dict(schema.DEFAULTS, **{"access.enabled": True})
