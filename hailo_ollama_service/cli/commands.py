@@ -134,7 +134,8 @@ COMMANDS: tuple[Command, ...] = (
             "server and models are listed; else exit 1."),
     Command("doctor", "diagnose everything that commonly goes wrong, with fixes", handlers.cmd_doctor,
             "Check the upstream binary and generation, the device and firmware, settings and rendered files, "
-            "the diversion, the port, the unit, the API, models, disk, memory and temperature. Each line: "
+            "the diversion, the port, the unit, the API, models, whether the server offers warmup.model, "
+            "access, disk, memory and temperature. Each line: "
             "status, what was found, the fix. Exit 1 when a check fails.",
             (Option(("--json",), "print the stable JSON report (version 1)", "flag"),)),
     Command("metrics", "print Prometheus metrics (for node_exporter's textfile collector)", handlers.cmd_metrics,

@@ -4,7 +4,9 @@ Unloads the model first, then sends a small fixed prompt through
 /api/generate N times: the first run is cold (it loads the model, 30-60 s
 on a Pi), the others warm. Prints the cold and the warm (median) time to
 first token, the median tokens/s, and the SoC temperature before and after
-so throttling shows.
+so throttling shows. A model the server does not offer (a name of another
+Hailo release, a typo) is refused before anything is unloaded, with what
+the server offers instead (client.offered).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from hailo_ollama_service import untrusted
-from hailo_ollama_service.client import api, httpclient
+from hailo_ollama_service.client import api, httpclient, offered
 from hailo_ollama_service.config.schema import Value
 from hailo_ollama_service.untrusted import shown
 
@@ -106,8 +108,12 @@ def unload(host: str, port: int, model: str) -> None:
 
 
 def pick_model(host: str, port: int, wanted: str) -> str:
-    """Return ``wanted``, else the first pulled model (/api/tags); raise BenchError if none."""
+    """Return ``wanted``, else the first pulled model (/api/tags); raise BenchError if none,
+    or (config.renames.hint) when the server lists models and ``wanted`` is not one."""
     if wanted:
+        unknown = offered.not_offered(host, port, wanted, TAGS_TIMEOUT)
+        if unknown:
+            raise BenchError(unknown)
         return wanted
     try:
         status, body = api.get_json(host, port, "/api/tags", TAGS_TIMEOUT)

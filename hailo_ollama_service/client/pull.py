@@ -3,7 +3,9 @@
 Upstream 5.1 dies when a *streaming* pull cannot reach the model library,
 so the library is probed from here first and an unreachable one is
 reported without asking the server. The model name is checked against the
-server's list, so a typo gets the list of names instead of a cryptic error.
+server's list, so a typo or a name of another Hailo release (5.2 renamed
+and dropped models) gets "did you mean" or the names the server offers
+(config.renames) instead of a cryptic error.
 A model whose blob is already present (listed by /api/tags) needs no library:
 upstream checks the blob's sha256 and skips the download, so that pull works
 offline and is not refused; it is asked without streaming.
@@ -33,9 +35,10 @@ import time
 from typing import IO, Any, Callable
 
 from hailo_ollama_service import untrusted
-from hailo_ollama_service.client import api, httpclient
+from hailo_ollama_service.client import api, httpclient, offered
 from hailo_ollama_service.client.httpclient import HttpError
 from hailo_ollama_service.client.library import library_address, library_reachable, upstream_version, where
+from hailo_ollama_service.config import renames
 from hailo_ollama_service.config.schema import Value
 from hailo_ollama_service.untrusted import shown
 
@@ -195,12 +198,6 @@ def _after_crash(host: str, port: int, model: str, library: str, wait: float) ->
                      f"that is not HTTPS, a full disk){left}; why: journalctl -u hailo-ollama.service -n 50")
 
 
-def _names(listed: list[str], most: int = 30) -> str:
-    """The server's model names, escaped, sorted, at most ``most`` of them."""
-    names = sorted(shown(name, 80) for name in listed)
-    return ", ".join(names[:most]) + (f" (and {len(names) - most} more)" if len(names) > most else "")
-
-
 def pull(values: dict[str, Value], model: str, progress: Progress,
          reachable: Callable[[str, int], str | None] | None = None,
          connect_timeout: float = SMALL_TIMEOUT, version: Callable[[], str | None] = upstream_version,
@@ -220,15 +217,14 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
     host, port = api.address(values)
     url = api.base_url(values)
     try:
-        _status, body = api.get_json(host, port, "/hailo/v1/list", connect_timeout)
+        listed = offered.listed(host, port, connect_timeout)
     except HttpError as err:
         why = "" if err.kind == "connect" else f" properly ({err.reason})"
         raise PullError(f"the API at {url} does not answer{why}; check: systemctl status hailo-ollama.service") \
             from None
-    models = body.get("models") if isinstance(body, dict) else None
-    listed = [name for name in models if isinstance(name, str)] if isinstance(models, list) else []
-    if listed and model not in listed:
-        raise PullError(f"unknown model '{shown(model)}'; available: {_names(listed)}")
+    unknown = renames.hint(model, listed)  # a name of another Hailo release, a typo: what it offers
+    if unknown:
+        raise PullError(unknown)
     host_l, port_l = library_address(values, version())
     library = where(host_l, port_l)
     if model in _present(host, port, connect_timeout):
@@ -245,7 +241,7 @@ def pull(values: dict[str, Value], model: str, progress: Progress,
         with httpclient.stream(host, port, "POST", "/api/pull", {"model": model, "stream": True},
                                PULL_TIMEOUT, PULL_IDLE) as reply:
             if reply.status == 404:
-                raise PullError(f"unknown model '{shown(model)}' (the server answered 404)")
+                raise PullError(f"{shown(model)}: not offered by this server (it answered 404)")
             if reply.status != 200:
                 raise PullError(f"the server refused the pull: HTTP {reply.status} {reply.excerpt()}")
             for raw in reply.lines():

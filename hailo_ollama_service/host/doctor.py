@@ -3,7 +3,8 @@
 Each check returns a Check (status ok / warn / fail / skip, what it found,
 the one fix to try). Every probe is bounded in time, so a dead API or a
 hung tool cannot stall the report. Probes read below ``Host.root`` and run
-commands through ``Host.run`` so tests can fake the machine.
+commands through ``Host.run`` so tests can fake the machine. The checks of
+models (listed, pulled, ``warmup.model`` offered) are in host.modelcheck.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hailo_ollama_service.config.schema import server_listen
 from hailo_ollama_service.constants import ACCESS_UNIT, SERVER, SERVICE_USER, UNIT
 from hailo_ollama_service.host import machine, manifests, stack
 from hailo_ollama_service.host.machine import Host
+from hailo_ollama_service.host.modelcheck import check_models, check_warmup
 from hailo_ollama_service.host.report import Check, StackCheck, failed, guarded
 from hailo_ollama_service.untrusted import shown
 
@@ -230,21 +232,6 @@ def check_access(host: Host, values: dict[str, Any] | None) -> Check:
     return Check("access", "ok", found)
 
 
-def check_models(host: Host, listed: list[str], pulled: list[str], api_up: bool) -> Check:
-    """Are manifests visible to the server and blobs present?"""
-    if not api_up:
-        count = len(manifests.listed(host.paths))
-        return Check("models", "skip", f"API down; {count} manifests in {host.paths.manifests_dir}")
-    if not listed:
-        return Check("models", "fail", "the server lists no models", "sudo hailo-ollama-service render "
-                     "--try-restart (mirrors the manifests of /usr/share/hailo-ollama)")
-    if not pulled:
-        return Check("models", "warn", f"{len(listed)} models available, none pulled",
-                     f"hailo-ollama-service pull {shown(listed[0])}")
-    return Check("models", "ok", f"{len(listed)} available, pulled: {', '.join(shown(m, 80) for m in pulled[:20])}"
-                 + (f" and {len(pulled) - 20} more" if len(pulled) > 20 else ""))
-
-
 def check_library(host: Host, values: dict[str, Any] | None) -> Check:
     """Does the model library the server pulls from answer HTTPS? Its
     certificate is not checked, as upstream does not: a LAN library with a
@@ -350,6 +337,7 @@ def diagnose(host: Host) -> list[Check]:
               guarded("port", check_port, host, served), guarded("unit", check_unit, host),
               guarded("access", check_access, host, served), api_check,
               guarded("models", check_models, host, listed, pulled, up),
+              guarded("warmup", check_warmup, served, listed, pulled, up),
               guarded("library", check_library, host, served), guarded("disk", check_disk, host),
               guarded("memory", check_memory, host, values), guarded("thermal", check_thermal, host)]
     if not host.is_root:

@@ -11,7 +11,10 @@ loaded already. It waits at most LOAD_TIMEOUT behind a running generation.
 A failed load (no device, or another program holds it) is unloaded at once,
 because upstream crashes on the next request after a failed load; then the
 timer backs off for BACKOFF and the failure is logged once, not every few
-minutes. The last outcome lives in the service user's own tree.
+minutes. The last outcome lives in the service user's own tree. A model
+that is not downloaded and that the server does not offer either (a name of
+another Hailo release, see config.renames) is logged once with what the
+server offers instead.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hailo_ollama_service import probe, untrusted
-from hailo_ollama_service.client import api, httpclient
+from hailo_ollama_service.client import api, httpclient, offered
 from hailo_ollama_service.config.schema import Value
 from hailo_ollama_service.fs import nofollow
 from hailo_ollama_service.fs.atomic import WriteError, write_atomic
@@ -32,7 +35,8 @@ PROBE_TIMEOUT = 5.0
 TAGS_TIMEOUT = 10.0
 LOAD_TIMEOUT = 120.0   # the whole load request: connect, the wait behind a generation, the answer
 BACKOFF = 1800.0
-# Worst case PROBE + TAGS + LOAD + api.UNLOAD_TIMEOUT = 165 s, within the unit's TimeoutStartSec=180.
+# Worst case PROBE + TAGS + LOAD + api.UNLOAD_TIMEOUT = 165 s, within the unit's TimeoutStartSec=180
+# (a model not downloaded costs a list read of TAGS_TIMEOUT instead of the load).
 
 
 def read_state(path: Path) -> dict[str, Any]:
@@ -88,6 +92,10 @@ def run(values: dict[str, Value], log: Callable[[str], None], state_path: Path,
     if not isinstance(models, list):
         return outcome("error", f"keep-warm: {url}/api/tags answered no model list (HTTP {status})")
     if not any(isinstance(m, dict) and m.get("name") == model for m in models):
+        unknown = offered.not_offered(host, port, model, TAGS_TIMEOUT)
+        if unknown:  # a name of another Hailo release: no pull will ever bring it
+            return outcome("not offered", f"keep-warm: {unknown}; change warmup.model "
+                           "(hailo-ollama-service config shows where it is set)")
         return outcome("missing", f"keep-warm: {model} is not downloaded yet "
                        f"(hailo-ollama-warmup.service pulls it; or: hailo-ollama-service pull {model})")
     try:

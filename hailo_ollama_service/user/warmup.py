@@ -2,6 +2,8 @@
 
 Run by hailo-ollama-warmup.service in the background; it logs what it does
 and never fails the install: every problem is reported and exit 0 follows.
+A model the server does not offer (a name of another Hailo release, see
+config.renames) is not pulled: the log line names what it offers instead.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from hailo_ollama_service import untrusted
-from hailo_ollama_service.client import api, httpclient
+from hailo_ollama_service.client import api, httpclient, offered
 from hailo_ollama_service.config.schema import Value
 from hailo_ollama_service.untrusted import shown
 
@@ -41,6 +43,10 @@ def run(values: dict[str, Value], log: Callable[[str], None]) -> int:
         if isinstance(models, list) and any(isinstance(m, dict) and m.get("name") == model for m in models):
             log(f"warmup: {model} is already present")
         else:
+            unknown = offered.not_offered(host, port, model, TAGS_TIMEOUT)
+            if unknown:  # a name of another Hailo release: say what this one offers
+                log(f"warmup: {unknown}; change warmup.model (hailo-ollama-service config shows where it is set)")
+                return 0
             log(f"warmup: pulling {model} (this can take a while)")
             # Non-streaming: a streaming pull whose library is unreachable
             # kills upstream 5.1, a non-streaming one answers 500.

@@ -28,6 +28,7 @@ and the example inventory (the test checks that they agree):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import http.client
@@ -361,6 +362,20 @@ def boot_fleet(n: int, workdir: Path, name: str = "fleet", pi_flavour: str | Non
         for c in made:
             c.destroy()
         raise
+
+
+@contextlib.contextmanager
+def running_fleet(n: int, workdir: Path, name: str, token_delay: float, pi_flavour: str | None = None):
+    """A context of N Pis (each prepared with TOKEN_DELAY) and the balancer,
+    booted and linked, nothing installed; destroyed on leaving. Raises
+    harness.HarnessError or FleetError when it cannot be booted."""
+    f = boot_fleet(n, workdir, name=name, pi_flavour=pi_flavour)
+    try:
+        for pi in f.pis:
+            prepare_pi(pi, token_delay)
+        yield f
+    finally:
+        f.destroy()
 
 
 def prepare_pi(pi: harness.Container, token_delay: float, load_delay: float | None = None) -> None:

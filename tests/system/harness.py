@@ -109,8 +109,9 @@ def set_suite(name: str) -> None:
 # recipe does not change when a flavour is added.
 FLAVOURS = {
     # the fleet's load balancer (test_98, bench/balancer_bench.py): HAProxy
-    # from the Debian archive, installed by the Ansible example's play
-    "balancer": ("haproxy",),
+    # from the Debian archive, installed by the Ansible example's play, and
+    # socat, which the rolling upgrade's play (upgrade.yml) installs to drive it
+    "balancer": ("haproxy", "socat"),
     # a Pi with access control on (test_45, bench/access_bench.py): the
     # package's Suggests, HAProxy and ssl-cert (the snakeoil certificate)
     "access": ("haproxy", "ssl-cert"),

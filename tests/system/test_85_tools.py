@@ -136,7 +136,7 @@ def test_pull_prints_progress_lines_and_lands_the_blob(installed_system, shipped
 def test_pull_of_an_unknown_model_or_with_the_library_unreachable_says_why(installed_system):
     c = installed_system
     unknown = c.exec([CLI, "pull", "nosuch:1b"], check=False)
-    assert unknown.rc == 1 and "unknown model 'nosuch:1b'; available:" in unknown.stderr
+    assert unknown.rc == 1 and "nosuch:1b: not offered by this server; it offers:" in unknown.stderr
     # The test container has no DNS: the real library cannot be reached, and
     # the server must not be asked (a streaming pull would kill upstream 5.1).
     pid = product.main_pid(c)

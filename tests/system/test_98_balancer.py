@@ -65,15 +65,10 @@ def fleet(base_root, tmp_path_factory):
     unused until the last tests turn access on: containers have no network
     to install them then)."""
     try:
-        f = fleet_mod.boot_fleet(3, tmp_path_factory.mktemp("fleet"), name="bal", pi_flavour="access")
+        with fleet_mod.running_fleet(3, tmp_path_factory.mktemp("fleet"), "bal", TOKEN_DELAY, "access") as f:
+            yield f
     except (harness.HarnessError, fleet_mod.FleetError) as e:
         pytest.fail(f"cannot boot the fleet: {e}", pytrace=False)
-    try:
-        for pi in f.pis:
-            fleet_mod.prepare_pi(pi, TOKEN_DELAY)
-        yield f
-    finally:
-        f.destroy()
 
 
 @pytest.fixture(scope="module")

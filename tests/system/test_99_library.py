@@ -11,6 +11,14 @@ pulls with ``hailo-ollama-service pull``, and its stand-in does what the real
 server does: an HTTPS GET of /blob/sha256_<hex> on library.host:library.port
 without certificate check, then the sha256 check against its manifest.
 
+Hailo 5.4 (issue 21): before the play runs, the library Pi is upgraded to 5.4
+(the stand-in's 5.4 mode and 5.4's manifests) and pulls two HEFs, one of them
+one Hailo's library has at 5.3.0 only; its blob directory then holds both
+layouts, as a Pi upgraded from 5.1 would. The play publishes each HEF's
+.sha256 companion at the version its .version names; the Pi, switched to 5.4
+for one test, pulls by version over HTTPS, falls back to 5.3.0, and refuses a
+HEF tampered with after the companion was written.
+
 The LAN: the library's network namespace holds a bridge ``lan``
 (10.213.N.8/29, N the library's harness slot: inside the containers only, so
 it never meets the host's 10.213.N.0/30 links) with two addresses, A
@@ -48,6 +56,14 @@ EXAMPLE = product.REPO / "examples/nginx/hailo-ollama-library.conf"
 MODEL = "qwen2:1.5b"
 ACCESS_LOG = "/var/log/nginx/hailo-ollama-library.access.log"
 SITE = "/etc/nginx/sites-enabled/hailo-ollama-library.conf"
+# Hailo 5.4
+MANIFESTS_54 = product.REPO / "tests/standin/manifests-5.4.0"
+MANIFESTS_51_ASIDE = "/root/manifests-5.1.1"  # the stand-in package's 5.1.1 manifests while 5.4 runs
+COMPANIONS = "/var/lib/hailo-ollama-library"  # library.yml's hos_library_companions
+MODEL_54 = "qwen2:1.5b"
+HEF = "Qwen2-1.5B-Instruct.hef"
+OLD_MODEL_54 = "llama3.2:1b"  # Hailo's library (the stand-in's simulated one) has it at 5.3.0 only
+OLD_HEF = "Llama3.2-1B-Instruct.hef"
 
 
 # ------------------------------------------------------------------ helpers
@@ -91,6 +107,37 @@ def curl(c, url: str, *args: str) -> tuple[int, bytes]:
 
 def restarts(c) -> int:
     return int(c.unit_property(product.UNIT, "NRestarts") or 0)
+
+
+def use_54(c, old_model: str | None = None) -> None:
+    """Upgrade C's Hailo server to 5.4: the stand-in's 5.4 mode, and 5.4's manifests where the
+    package has them (5.4 does not start on 5.1's); the service mirrors them on its restart.
+    OLD_MODEL is a model Hailo's library has at 5.3.0 only."""
+    c.exec(["sh", "-c", f"[ -d {MANIFESTS_51_ASIDE} ] || mv {product.UPSTREAM_MANIFESTS} {MANIFESTS_51_ASIDE}; "
+                        f"rm -rf {product.UPSTREAM_MANIFESTS}"])
+    for manifest in sorted(MANIFESTS_54.rglob("manifest.json")):
+        rel = manifest.relative_to(MANIFESTS_54)
+        doc = json.loads(manifest.read_text())
+        if old_model and ":".join(rel.parts[:2]) == old_model:
+            doc["standin"]["library_versions"] = ["5.3.0"]
+        c.write_file(f"{product.UPSTREAM_MANIFESTS}/{rel}", json.dumps(doc, indent=4) + "\n", mode=0o644)
+    product.standin_mode(c, "5.4")
+    c.systemctl("restart", product.UNIT, check=True, timeout=120)
+    assert product.wait_answering(c, timeout=60), c.diagnostics()
+
+
+def use_51(c) -> None:
+    """Back to 5.1 after use_54: the package's manifests and the stand-in's default mode."""
+    c.exec(["sh", "-c", f"rm -rf {product.UPSTREAM_MANIFESTS} && mv {MANIFESTS_51_ASIDE} "
+                        f"{product.UPSTREAM_MANIFESTS}"])
+    product.standin_mode(c, None)
+    c.systemctl("restart", product.UNIT, check=True, timeout=120)
+    assert product.wait_answering(c, timeout=60), c.diagnostics()
+
+
+def hef_files(c) -> list[str]:
+    """The blob directory's entries but 5.1's sha256_<hex> blobs: 5.4's HEFs, markers, temporary files."""
+    return [n for n in blob_names(c) if not n.startswith("sha256_")]
 
 
 # ------------------------------------------------------------------ the LAN
@@ -166,8 +213,15 @@ def lan(base_root, debs, hos_deb, tmp_path_factory):
             r = product.apt_install(c, hos_deb, timeout=600)
             assert r.rc == 0, r.output[-3000:]
             assert product.wait_answering(c, timeout=60), c.diagnostics()
-        # the library Pi pulls from Hailo's library (the stand-in's simulated one)
+        # the library Pi pulls from Hailo's library (the stand-in's simulated one); then, upgraded to
+        # 5.4, two HEFs: one at 5.4.0 and one Hailo has at 5.3.0 only. It stays on 5.4: its 5.1 blob
+        # stays too, and is served beside the HEFs.
         product.ensure_pulled(library, MODEL)
+        use_54(library, old_model=OLD_MODEL_54)
+        for model in (MODEL_54, OLD_MODEL_54):
+            product.ensure_pulled(library, model)
+        assert hef_files(library) == sorted([HEF, f"{HEF}.version", OLD_HEF, f"{OLD_HEF}.version"])
+        assert library.read_file(f"{product.BLOB}/{OLD_HEF}.version") == "5.3.0\n"
         common = (f"ansible_user=root ansible_ssh_private_key_file={key} ansible_python_interpreter=/usr/bin/python3 "
                   "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'")
         inventory = work / "inventory.ini"
@@ -214,10 +268,24 @@ def test_the_play_sets_up_the_library_and_points_the_pi_at_it_then_changes_nothi
     # the library Pi keeps Hailo's library (it is the one that downloads from there)
     assert product.rendered_json(lib)["library"] == product.SEED["library"]
     assert f"library {lan.a}:443 answers HTTPS" in first.stdout  # the play's doctor check
+    # Hailo 5.4: each HEF's companion, at the version its .version names, in root's own directory
+    for version, hef in (("5.4.0", HEF), ("5.3.0", OLD_HEF)):
+        digest = file_sha256(lib, f"{product.BLOB}/{hef}")
+        assert lib.read_file(f"{COMPANIONS}/v{version}/blob/{hef[:-4]}.sha256") == f"{digest}  {hef}\n"
+    found = lib.exec(["find", COMPANIONS, "-printf", "%y %u %g %m %P\\n"]).stdout.splitlines()
+    assert sorted(found) == ["d root root 755 ", "d root root 755 v5.3.0", "d root root 755 v5.3.0/blob",
+                             "d root root 755 v5.4.0", "d root root 755 v5.4.0/blob",
+                             f"f root root 644 v5.3.0/blob/{OLD_HEF[:-4]}.sha256",
+                             f"f root root 644 v5.4.0/blob/{HEF[:-4]}.sha256"], found
+    hashed = f'"GET /v5.4.0/blob/{HEF} HTTP/1.1" 200 '  # hashed from the bytes nginx serves, on loopback
+    assert [line for line in lib.read_file(ACCESS_LOG).splitlines() if hashed in line and
+            line.startswith("127.0.0.1 ")], lib.read_file(ACCESS_LOG)[-2000:]
 
+    log_size = len(lib.read_file(ACCESS_LOG))
     again = play(lan.inventory, LIBRARY_PLAY)
     assert again.returncode == 0, again.stdout[-6000:]
     assert all("changed=0" in r and "failed=0" in r for r in fleet.recaps(again).values()), fleet.recaps(again)
+    assert ".hef HTTP/1.1" not in lib.read_file(ACCESS_LOG)[log_size:]  # a companion is made once: nothing hashed
 
 
 def test_a_pi_pulls_the_library_pi_s_blob_over_https_and_checks_its_hash(lan):
@@ -268,20 +336,57 @@ def test_the_library_serves_exact_blob_names_only_never_a_listing_a_link_a_fifo_
     assert product.answers(lib)
 
 
-def tamper(lib, digest: str) -> str:
-    """Change the first byte of the library's blob, as its (hostile) owner can; returns the original byte."""
-    path = f"models/blob/sha256_{digest}"
+def test_the_library_serves_5_4_hefs_and_companions_by_version_only_never_a_marker_a_link_or_a_temporary_file(lan):
+    lib, pi = lan.library, lan.pi
+    url, stem = f"https://{lan.a}", HEF[:-4]
+    digest = file_sha256(lib, f"{product.BLOB}/{HEF}")
+    status, body = curl(pi, f"{url}/v5.4.0/blob/{HEF}")
+    assert status == 200 and hashlib.sha256(body).hexdigest() == digest
+    assert curl(pi, f"{url}/v5.4.0/blob/{stem}.sha256") == (200, f"{digest}  {HEF}\n".encode())
+    for path in (f"/v5.4.0/blob/{HEF}", f"/v5.4.0/blob/{stem}.sha256"):  # 5.4's probe
+        status, body = curl(pi, url + path, "-r", "0-0")
+        assert (status, len(body)) == (206, 1), (path, status)
+    assert curl(pi, f"{url}/v5.4.0/blob/{HEF}", "-I")[0] == 200
+    # a HEF answers at every listed version, its companion only at the version it was pulled at
+    assert curl(pi, f"{url}/v5.3.0/blob/{OLD_HEF[:-4]}.sha256")[0] == 200
+    assert curl(pi, f"{url}/v5.4.0/blob/{OLD_HEF[:-4]}.sha256")[0] == 404
+    link, fifo = "Link.hef", "Fifo.hef"
+    product.as_service_user(lib, f"cd models/blob && ln -s /etc/passwd {link} && mkfifo {fifo} && "
+                                 f"echo 5.4.0 > {link}.version && head -c 100 {HEF} > {HEF}.7.tmp")
+    try:
+        for path in (f"/v5.5.0/blob/{HEF}", f"/v5.4.1/blob/{HEF}", f"/v5.4/blob/{HEF}", f"/v5.4.0/blob/{HEF}.version",
+                     f"/v5.4.0/blob/{HEF}.7.tmp", f"/v5.4.0/blob/{stem}.hef.sha256", f"/v5.4.0/blob/{stem}.SHA256",
+                     f"/v5.4.0/blob/{stem}.HEF", "/v5.4.0/blob/", "/v5.4.0/", f"/v5.4.0/{HEF}", f"/blob/{HEF}",
+                     f"/v5.4.0/blob/.{HEF}", "/v5.4.0/blob/..%2fmirror-state.json", "/v5.4.0/blob/Missing.hef",
+                     "/v5.4.0/blob/Missing.sha256", f"/v5.4.0/blob/{link[:-4]}.sha256"):
+            status, body = curl(pi, url + path)
+            assert status == 404, (path, status, body[:200])
+        status, body = curl(pi, f"{url}/v5.4.0/blob/{link}")
+        assert status in (403, 404) and b"root:" not in body, (status, body[:200])
+        assert curl(pi, f"{url}/v5.4.0/blob/{fifo}")[0] in (403, 404)  # answered at once, not stalled
+        for method in ("POST", "PUT", "DELETE"):
+            assert curl(pi, f"{url}/v5.4.0/blob/{HEF}", "-X", method)[0] == 403, method
+            assert curl(pi, f"{url}/v5.4.0/blob/{stem}.sha256", "-X", method)[0] == 403, method
+    finally:
+        product.as_service_user(lib, f"rm -f models/blob/{link} models/blob/{link}.version models/blob/{fifo} "
+                                     f"models/blob/{HEF}.7.tmp")
+
+
+def tamper(lib, digest: str, name: str = "") -> str:
+    """Change the first byte of the library's blob (sha256_DIGEST, or NAME whose sha256 is DIGEST), as its
+    (hostile) owner can; returns the original byte."""
+    path = f"models/blob/{name or 'sha256_' + digest}"
     original = product.as_service_user(lib, f"head -c 1 {path} | od -An -tx1").stdout.strip()
     product.as_service_user(lib, f"printf '\\377' | dd of={path} bs=1 count=1 conv=notrunc status=none")
-    assert file_sha256(lib, f"{product.BLOB}/sha256_{digest}") != digest
+    assert file_sha256(lib, f"{product.STATE}/{path}") != digest
     return original
 
 
-def restore(lib, digest: str, original: str) -> None:
-    path = f"models/blob/sha256_{digest}"
+def restore(lib, digest: str, original: str, name: str = "") -> None:
+    path = f"models/blob/{name or 'sha256_' + digest}"
     product.as_service_user(lib, f"printf '\\{int(original, 16):03o}' | dd of={path} bs=1 count=1 conv=notrunc "
                                  "status=none")
-    assert file_sha256(lib, f"{product.BLOB}/sha256_{digest}") == digest
+    assert file_sha256(lib, f"{product.STATE}/{path}") == digest
 
 
 def test_a_tampered_blob_on_the_library_is_refused_and_leaves_nothing_on_the_pi(lan):
@@ -335,6 +440,63 @@ def test_upstream_5_3_pulls_from_the_library_on_443_and_reports_a_tampered_blob_
         product.standin_mode(pi, None)
         pi.systemctl("restart", product.UNIT, check=True, timeout=120)
         assert product.wait_answering(pi, timeout=60)
+
+
+def test_hailo_5_4_pulls_the_library_pi_s_hef_by_version_falls_back_to_5_3_0_and_refuses_a_tampered_one(lan):
+    lib, pi = lan.library, lan.pi
+    digest = file_sha256(lib, f"{product.BLOB}/{HEF}")
+    use_54(pi)
+    try:
+        assert f"HAILO_OLLAMA_LIBRARY_HOST={lan.a}\n" in pi.read_file(product.ENV_FILE)  # the host only: 443
+        log_size = len(lib.read_file(ACCESS_LOG))
+        r = cli_pull(pi, MODEL_54)
+        assert r.rc == 0, r.output
+        lines = r.stdout.splitlines()
+        assert lines[0] == f"downloading {MODEL_54} from library {lan.a}:443"
+        assert lines[-3:] == ["verifying sha256 digest", "resolved_version: 5.4.0", "success"], lines
+        assert hef_files(pi) == [HEF, f"{HEF}.version"]
+        assert file_sha256(pi, f"{product.BLOB}/{HEF}") == digest
+        assert pi.read_file(f"{product.BLOB}/{HEF}.version") == "5.4.0\n"
+        asked = [line.split('"')[1] + " " + line.split('"')[2].split()[0]
+                 for line in lib.read_file(ACCESS_LOG)[log_size:].splitlines()
+                 if line.startswith(f"{lan.pi_address} ") and '"GET ' in line]
+        stem = HEF[:-4]
+        assert asked == [f"GET /v5.4.0/blob/{HEF} HTTP/1.1 206", f"GET /v5.4.0/blob/{stem}.sha256 HTTP/1.1 206",
+                         f"GET /v5.4.0/blob/{stem}.sha256 HTTP/1.1 200", f"GET /v5.4.0/blob/{HEF} HTTP/1.1 200"], asked
+
+        # at 5.3.0 only on the library: 5.4.0 lacks the companion, so the server falls back
+        r = cli_pull(pi, OLD_MODEL_54)
+        assert r.rc == 0, r.output
+        assert "warning: could not get the requested version (5.4.0). falling back to v5.3.0" in r.stdout
+        assert r.stdout.splitlines()[-2:] == ["resolved_version: 5.3.0", "success"], r.stdout
+        assert pi.read_file(f"{product.BLOB}/{OLD_HEF}.version") == "5.3.0\n"
+        assert file_sha256(pi, f"{product.BLOB}/{OLD_HEF}") == file_sha256(lib, f"{product.BLOB}/{OLD_HEF}")
+
+        # not on the library at all
+        r = cli_pull(pi, "qwen3:1.7b")
+        assert r.rc == 1 and ("no complete blob pair (HEF + .sha256 companion) for Qwen3-1.7B-Instruct.hef at "
+                              "v5.4.0 or fallback v5.3.0") in r.stderr, r.output
+
+        # changed by the library Pi's service user after the play wrote its companion: refused
+        status, _ = product.api(pi, "DELETE", "/api/delete", body={"model": MODEL_54})
+        assert status == 200 and HEF not in hef_files(pi)
+        before = restarts(pi)
+        original = tamper(lib, digest, HEF)
+        try:
+            r = cli_pull(pi, MODEL_54)
+        finally:
+            restore(lib, digest, original, HEF)
+        assert r.rc == 1
+        assert (f"the pull of {MODEL_54} from library {lan.a}:443 failed: hash verification failed for {HEF} "
+                "at v5.4.0") in r.stderr, r.output
+        assert HEF not in hef_files(pi) and f"{HEF}.version" not in hef_files(pi), hef_files(pi)
+        assert not [n for n in hef_files(pi) if n.endswith(".tmp")], hef_files(pi)
+        assert restarts(pi) == before and product.answers(pi)
+    finally:
+        for model in (MODEL_54, OLD_MODEL_54):
+            product.api(pi, "DELETE", "/api/delete", body={"model": model})
+        use_51(pi)
+    assert hef_files(pi) == [], hef_files(pi)
 
 
 def _pulls_from(pi, library: str, digest: str) -> None:

@@ -91,3 +91,22 @@ def test_absurd_counts_from_the_server_do_not_break_the_figures(hostile):
                                                     {"done": True, "eval_count": 10 ** 400, "eval_duration": 1}])})
     run = benchmark.one_run("127.0.0.1", server.port, "m")
     assert run.tokens_per_second >= 0 and not run.from_server
+
+
+def test_bench_of_a_name_from_another_hailo_release_says_did_you_mean_and_unloads_nothing(hostile):
+    from hailo_ollama_service.config.schema import DEFAULTS
+    names = ["deepseek_r1:1.5b", "llama3.2:1b", "qwen2.5-coder:1.5b", "qwen2.5:1.5b", "qwen2:1.5b", "qwen3:1.7b"]
+    server = hostile({"/hailo/v1/list": reply(200, {"models": names})})
+    values = dict(DEFAULTS, **{"server.host": "127.0.0.1", "server.port": server.port})
+    with pytest.raises(benchmark.BenchError) as caught:
+        benchmark.bench(values, "qwen2.5-instruct:1.5b", 1, lambda: None, lambda _l: None)
+    assert str(caught.value) == ("qwen2.5-instruct:1.5b: not offered by this server; did you mean qwen2.5:1.5b? "
+                                 "(Hailo 5.2 renamed it)")
+    assert [(method, path) for method, path, _h, _b in server.requests] == [("GET", "/hailo/v1/list")]
+
+
+def test_bench_of_warmup_model_named_for_another_release_gives_the_same_hint(standin):
+    values = dict(standin.values(), **{"warmup.model": "deepseek_r1:1.5b"})
+    with pytest.raises(benchmark.BenchError, match=r"^deepseek_r1:1\.5b: not offered by this server; did you mean "
+                       r"deepseek_r1_distill_qwen:1\.5b\? \(its name before Hailo 5\.2\)$"):
+        benchmark.bench(values, "", 1, lambda: None, lambda _l: None)

@@ -34,8 +34,29 @@ def test_a_pull_lands_the_blob_and_prints_plain_progress_lines_off_a_terminal(st
 
 
 def test_an_unknown_model_is_refused_with_the_names_available(standin):
-    with pytest.raises(PullError, match="unknown model 'qwen9:1b'; available: .*qwen2:1.5b"):
-        pull.pull(standin.values(), "qwen9:1b", Progress(io.StringIO(), False), reachable=reachable)
+    with pytest.raises(PullError, match="^nosuch:1b: not offered by this server; it offers: .*qwen2:1.5b"):
+        pull.pull(standin.values(), "nosuch:1b", Progress(io.StringIO(), False), reachable=reachable)
+
+
+def test_a_5_4_name_on_a_5_1_server_gets_did_you_mean_its_5_1_name_and_pulls_nothing(standin):
+    with pytest.raises(PullError) as caught:
+        pull.pull(standin.values(), "qwen2.5:1.5b", Progress(io.StringIO(), False), reachable=reachable)
+    assert str(caught.value) == ("qwen2.5:1.5b: not offered by this server; did you mean qwen2.5-instruct:1.5b? "
+                                 "(its name before Hailo 5.2)")
+    assert not (standin.data / "blob").exists() or not any((standin.data / "blob").iterdir())
+
+
+def test_a_5_1_name_on_a_5_4_server_gets_did_you_mean_its_new_name_before_any_pull(hostile_api):
+    names = ["deepseek_r1:1.5b", "llama3.2:1b", "qwen2.5-coder:1.5b", "qwen2.5:1.5b", "qwen2:1.5b", "qwen3:1.7b"]
+    from hostile import reply
+    values = hostile_api({"/hailo/v1/list": reply(200, {"models": names})})
+    for model, line in (("deepseek_r1_distill_qwen:1.5b", "did you mean deepseek_r1:1.5b? (Hailo 5.2 renamed it)"),
+                        ("llama3.2:3b", "(Hailo 5.2 dropped it); it offers: llama3.2:1b, ")):
+        with pytest.raises(PullError) as caught:
+            pull.pull(values, model, Progress(io.StringIO(), False), reachable=reachable)
+        assert str(caught.value).startswith(f"{model}: not offered by this server")
+        assert line in str(caught.value)
+    assert [path for _method, path, _h, _b in hostile_api.servers[-1].requests] == ["/hailo/v1/list"] * 2
 
 
 def test_an_api_that_is_down_is_reported_with_what_to_check(standin):
@@ -121,6 +142,7 @@ def hostile_api():
                 "/api/version": reply(200, {"version": "0.5.1"})}
         started.append(Hostile({**base, **routes}))
         return dict(DEFAULTS, **{"server.host": "127.0.0.1", "server.port": started[-1].port})
+    start.servers = started  # type: ignore[attr-defined]
     yield start
     for server in started:
         server.close()
@@ -185,8 +207,9 @@ def test_model_names_from_the_server_are_escaped_and_their_list_bounded(hostile_
     with pytest.raises(PullError) as caught:
         pull.pull(values, "qwen9\x1b:1b", Progress(io.StringIO(), False), reachable=reachable)
     message = str(caught.value)
-    assert "\x1b" not in message and message.startswith("unknown model 'qwen9\\x1b:1b'; available: evil0\\x1b[2J:1, ")
-    assert message.endswith(" (and 70 more)")
+    assert "\x1b" not in message
+    assert message.startswith("qwen9\\x1b:1b: not offered by this server; it offers: evil0\\x1b[2J:1, ")
+    assert message.endswith(" (and 88 more)")
 
 
 # ---------------------------------------------------------------- a library on the LAN

@@ -207,7 +207,7 @@ def test_a_full_run_with_the_api_down_is_fast_and_reports_every_check(paths):
     assert time.monotonic() - start < 5
     ids = [c.id for c in found]
     assert ids == ["binary", "generation", "device", "firmware", "stack", "settings", "diversion", "port", "unit",
-                   "access", "api", "models", "library", "disk", "memory", "thermal", "privileges"]
+                   "access", "api", "models", "warmup", "library", "disk", "memory", "thermal", "privileges"]
     assert by_id(found, "api").status == "fail"
 
 
@@ -304,7 +304,7 @@ def test_a_check_that_raises_is_one_failed_line_and_the_others_still_run(paths, 
     monkeypatch.setattr(doctor, "check_thermal", broken)
     monkeypatch.setattr(doctor, "check_settings", lambda _host: 1 / 0)
     found = doctor.diagnose(host_for(paths))
-    assert [c.id for c in found][-2:] == ["memory", "thermal"] and len(found) == 16
+    assert [c.id for c in found][-2:] == ["memory", "thermal"] and len(found) == 17
     thermal, settings_line = by_id(found, "thermal"), by_id(found, "settings")
     assert thermal.status == "fail" and thermal.found == "the check itself failed: RuntimeError: \\x1b[2Jboom"
     assert settings_line.status == "fail" and "ZeroDivisionError" in settings_line.found

@@ -125,3 +125,24 @@ def test_a_failed_load_shows_the_servers_answer_escaped(tmp_path):
         assert "\x1b" not in lines[0] and len(lines[0]) < 400
     finally:
         server.close()
+
+
+def test_a_warmup_model_named_for_5_4_on_a_5_1_server_is_logged_once_with_did_you_mean(standin, tmp_path):
+    lines = []
+    for _ in range(3):
+        assert keepwarm.run(values(standin.port, model="qwen2.5:1.5b"), lines.append, tmp_path / "state") == 0
+    assert lines == ["keep-warm: qwen2.5:1.5b: not offered by this server; did you mean qwen2.5-instruct:1.5b? "
+                     "(its name before Hailo 5.2); change warmup.model (hailo-ollama-service config shows where "
+                     "it is set)"]
+    assert loaded(standin) == []
+
+
+def test_a_hostile_model_list_reaches_the_keep_warm_log_escaped(hostile, tmp_path):
+    from hostile import reply
+    server = hostile({"/api/version": reply(200, {"version": "0.5.1"}), "/api/tags": reply(200, {"models": []}),
+                      "/hailo/v1/list": reply(200, {"models": ["qwen2\x1b[2J:1.5b\u202e"]})})
+    lines = []
+    keepwarm.run(values(server.port, model="qwen2:1.5b"), lines.append, tmp_path / "state")
+    assert len(lines) == 1 and lines[0].startswith("keep-warm: qwen2:1.5b: not offered by this server; did you mean "
+                                                   "qwen2\\x1b[2J:1.5b\\u202e?")
+    assert [m for m, _p, _h, _b in server.requests if m == "POST"] == []

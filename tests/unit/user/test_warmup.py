@@ -98,3 +98,37 @@ def test_a_failed_pull_shows_the_servers_answer_escaped():
                              "code=500\\x0a  - Can't connect\\x1b]0;owned\\x07")
     finally:
         server.close()
+
+
+LIST_54 = ["deepseek_r1:1.5b", "llama3.2:1b", "qwen2.5-coder:1.5b", "qwen2.5:1.5b", "qwen2:1.5b", "qwen3:1.7b"]
+
+
+def server_54(hostile):
+    from hostile import reply
+    return hostile({"/api/version": reply(200, {"version": "0.5.1"}), "/api/tags": reply(200, {"models": []}),
+                    "/hailo/v1/list": reply(200, {"models": LIST_54})})
+
+
+def test_a_warmup_model_named_for_5_1_on_a_5_4_server_logs_did_you_mean_and_pulls_nothing(hostile):
+    server = server_54(hostile)
+    lines = []
+    assert warmup.run(values(server.port, "qwen2.5-instruct:1.5b"), lines.append) == 0
+    assert lines[-1] == ("warmup: qwen2.5-instruct:1.5b: not offered by this server; did you mean qwen2.5:1.5b? "
+                         "(Hailo 5.2 renamed it); change warmup.model (hailo-ollama-service config shows where it "
+                         "is set)")
+    assert [m for m, _p, _h, _b in server.requests if m == "POST"] == []
+
+
+def test_a_dropped_warmup_model_logs_what_the_server_offers_instead(hostile):
+    server = server_54(hostile)
+    lines = []
+    warmup.run(values(server.port, "llama3.2:3b"), lines.append)
+    assert lines[-1].startswith("warmup: llama3.2:3b: not offered by this server (Hailo 5.2 dropped it); "
+                                "it offers: llama3.2:1b, ")
+
+
+def test_a_server_without_a_model_list_is_still_asked_to_pull(fake_api):
+    lines = []
+    warmup.run(values(fake_api.port, "qwen2.5-instruct:1.5b"), lines.append)  # the fake API answers the list 404
+    assert ("GET", "/hailo/v1/list", {}) in fake_api.requests
+    assert lines[-1] == "warmup: qwen2.5-instruct:1.5b is loaded"
