@@ -36,12 +36,11 @@ test-package:
 	$(PYTEST) tests/package
 
 ## Booted-container life cycle (root, systemd-nspawn, mmdebstrap), once per
-## release in SUITES; every release runs even when an earlier one failed.
+## release in SUITES, the releases at the same time (tests/system/run-suites:
+## lines prefixed with the release); every release runs to its end even when
+## another one failed.
 test-system:
-	@rc=0; for suite in $(SUITES); do \
-	    echo "=== booted system tests on Debian $$suite ==="; \
-	    $(PYTEST) -m system tests/system --suite=$$suite || rc=1; \
-	done; exit $$rc
+	tests/system/run-suites $(PYTHON) $(SUITES)
 
 ## Everything: what the README's test command and CI run.
 check: test-unit test-standin test-package test-system

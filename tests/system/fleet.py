@@ -76,20 +76,12 @@ class FleetError(AssertionError):
 
 # ------------------------------------------------------------ tools (host)
 def _venv(path: Path, requirement: str, binary: str) -> Path:
-    """PATH/bin/BINARY from a cached virtualenv with REQUIREMENT from PyPI
-    (built on first use; a half-built one is removed)."""
-    wanted = path / "bin" / binary
-    if wanted.exists():
-        return wanted
+    """PATH/bin/BINARY from harness.cached_venv (built once, under a lock)."""
     try:
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(path)], check=True, timeout=300,
-                       capture_output=True)
-        subprocess.run([str(path / "bin/pip"), "install", "-q", requirement], check=True, timeout=900,
-                       capture_output=True)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        subprocess.run(["rm", "-rf", str(path)], check=False)
-        out = getattr(e, "stderr", b"") or b""
-        raise FleetError(f"cannot build {path} with {requirement}: {e}\n{out.decode(errors='replace')[-2000:]}") from e
+        harness.cached_venv(path, [requirement])
+    except harness.HarnessError as e:
+        raise FleetError(str(e)) from e
+    wanted = path / "bin" / binary
     if not wanted.exists():
         raise FleetError(f"{wanted} missing after pip install {requirement}")
     return wanted
@@ -101,12 +93,7 @@ def ansible_playbook() -> Path:
 
 def ollama_python() -> Path:
     """The python3 of a virtualenv that has the `ollama` client package."""
-    python = _venv(OLLAMA_VENV, OLLAMA_PYTHON, "python3")
-    if not (OLLAMA_VENV / "bin/pip").exists() or subprocess.run(
-            [str(python), "-c", "import ollama"], capture_output=True, timeout=60).returncode != 0:
-        subprocess.run([str(OLLAMA_VENV / "bin/pip"), "install", "-q", OLLAMA_PYTHON], check=True,
-                       timeout=900, capture_output=True)
-    return python
+    return _venv(OLLAMA_VENV, OLLAMA_PYTHON, "python3")
 
 
 def control_dir(workdir: Path) -> Path:

@@ -264,6 +264,34 @@ class _FileLock:
         os.close(self.fd)
 
 
+def host_lock(name: str, timeout: float = 3600) -> _FileLock:
+    """A lock (context manager) on a resource of the host that two suites
+    running at once must take in turn, e.g. the demo's port 11434."""
+    return _FileLock(CACHE_DIR / f".{name}.lock", timeout=timeout)
+
+
+def cached_venv(path: Path, requirements: list[str], timeout: float = 1800) -> Path:
+    """PATH/bin/python3 of a host virtualenv with REQUIREMENTS from PyPI,
+    built on first use under a lock, so two suites that run at once never
+    build it at the same time.  A venv without the marker of exactly these
+    requirements (half-built, or built for other ones) is made anew.
+    Raises HarnessError when venv or pip fails."""
+    marker = path / ".hos-requirements"
+    wanted = "\n".join(requirements) + "\n"
+    with _FileLock(CACHE_DIR / ".venv.lock", timeout=timeout):
+        if marker.is_file() and marker.read_text() == wanted:
+            return path / "bin/python3"
+        shutil.rmtree(path, ignore_errors=True)
+        for cmd in (["/usr/bin/python3", "-m", "venv", str(path)],
+                    [str(path / "bin/pip"), "install", "-q", "--disable-pip-version-check", *requirements]):
+            cp = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            if cp.returncode != 0:
+                shutil.rmtree(path, ignore_errors=True)
+                raise HarnessError(f"cannot build {path} ({' '.join(cmd)}): {cp.stderr[-2000:]}")
+        marker.write_text(wanted)
+    return path / "bin/python3"
+
+
 def _mmdebstrap(spec: dict, target: Path, timeout: float, discard) -> None:
     """Build TARGET (a directory or a tarball) from the recipe SPEC (suite,
     variant, include, sources, optional customize hooks) with mmdebstrap.

@@ -248,14 +248,7 @@ def test_tls_with_the_snakeoil_certificate_serves_https_only(pi):
 
 def clients_python():
     """A virtualenv on the host with the `ollama` and `openai` packages from PyPI."""
-    python = CLIENTS_VENV / "bin/python3"
-    check = subprocess.run([str(python), "-c", "import ollama, openai"], capture_output=True) \
-        if python.exists() else None
-    if check is None or check.returncode != 0:
-        subprocess.run(["rm", "-rf", str(CLIENTS_VENV)], check=True)
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(CLIENTS_VENV)], check=True, timeout=300)
-        subprocess.run([str(CLIENTS_VENV / "bin/pip"), "install", "-q", *CLIENTS], check=True, timeout=900)
-    return python
+    return harness.cached_venv(CLIENTS_VENV, list(CLIENTS))
 
 
 CLIENT_SCRIPT = r"""

@@ -26,11 +26,8 @@ PLAYBOOK = product.REPO / "examples/ansible/playbook.yml"
 @pytest.fixture(scope="module")
 def ansible_playbook():
     """Path of ansible-playbook from a cached virtualenv (built from PyPI once)."""
-    binary = VENV / "bin/ansible-playbook"
-    if not binary.exists():
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True, timeout=300)
-        subprocess.run([str(VENV / "bin/pip"), "install", "-q", ANSIBLE_CORE], check=True, timeout=900)
-    return binary
+    harness.cached_venv(VENV, [ANSIBLE_CORE])
+    return VENV / "bin/ansible-playbook"
 
 
 @pytest.fixture

@@ -21,7 +21,15 @@ def port_open(port: int = 11434) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_make_demo_leaves_the_api_answering_and_make_demo_stop_leaves_nothing_running(base_root):
+@pytest.fixture
+def demo_slot():
+    """The host's port 11434 and demo state, one suite at a time (make check
+    runs the releases' suites at once)."""
+    with harness.host_lock("demo"):
+        yield
+
+
+def test_make_demo_leaves_the_api_answering_and_make_demo_stop_leaves_nothing_running(base_root, demo_slot):
     """`make demo` on trixie (its default) and `make demo SUITE=bookworm`."""
     if port_open():
         pytest.fail("port 11434 is already in use on this machine; the demo needs it", pytrace=False)
