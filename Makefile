@@ -56,6 +56,7 @@ generate:
 	$(PYTHON) -m hailo_ollama_service.config.generate conffile > etc/hailo/hailo-ollama.yaml
 	$(PYTHON) -m hailo_ollama_service.config.generate templates > debian/templates
 	$(PYTHON) -m hailo_ollama_service.config.generate preseed > examples/preseed.cfg
+	$(PYTHON) -m hailo_ollama_service.config.generate settings-table | $(PYTHON) tools/splice-generated README.md settings-table
 
 bench:
 	$(PYTHON) bench/render_bench.py

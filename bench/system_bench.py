@@ -42,7 +42,7 @@ import product  # noqa: E402
 TIMEOUT = 60
 # What the package's start steps (root's render, serve's model step) may add to the server's start
 # under the same sandbox;
-# see the README ("Figures") for why the goal is not against the bare start.
+# see docs/figures.md for why the goal is not against the bare start.
 STEPS_GOAL = 1.5
 
 

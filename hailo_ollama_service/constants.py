@@ -14,6 +14,9 @@ ACCESS_UNIT = "hailo-ollama-access.service"
 ACCESS_USER = "hailo-ollama-access"
 SERVICE_USER = "hailo-ollama"
 DEBCONF_PACKAGE = "hailo-ollama-service"
+# The README and the Pi owner's pages (docs/*.md), as the package installs them.
+DOC_DIR = "/usr/share/doc/hailo-ollama-service"
+DOC_PAGES = ("details", "security", "fleet", "doctor", "figures", "decisions")
 
 # The kiosk's model allowlist, from root's environment file to serve's mirror
 MODELS_ENV = "HAILO_OLLAMA_SERVICE_MODELS"

@@ -11,6 +11,7 @@ import sys
 from hailo_ollama_service import __version__
 from hailo_ollama_service.cli.commands import COMMANDS, Command
 from hailo_ollama_service.config.generate import print_generated, roff
+from hailo_ollama_service.constants import DOC_DIR, DOC_PAGES
 
 
 def usage(command: Command) -> str:
@@ -61,8 +62,18 @@ def man8() -> str:
               ".TP", ".I /var/lib/hailo-ollama/models", "Model manifests and downloaded blobs.",
               ".SH EXIT STATUS", "0 on success, 1 when a check or command failed, 2 for a usage error.",
               ".SH SEE ALSO", ".BR hailo-ollama.yaml (5),", ".BR systemctl (1),", ".BR journalctl (1),",
-              ".BR dpkg-reconfigure (8)"]
+              ".BR dpkg-reconfigure (8)", ".PP", see_also_docs()]
     return "\n".join(lines) + "\n"
+
+
+def see_also_docs() -> str:
+    """Return the roff paragraph that points to the documentation the
+    package installs (the README and the pages of DOC_PAGES)."""
+    pages = ", ".join(f"docs/{page}.md" for page in DOC_PAGES)
+    return roff(f"The README (install, check, settings, models, clients, upgrade, remove, "
+                f"troubleshooting) and the pages on its details, security and access, fleets, "
+                f"doctor's checks, figures and decisions: {DOC_DIR}/README.md and {pages} there "
+                f"(compressed when large: read them with zless).")
 
 
 def completion() -> str:

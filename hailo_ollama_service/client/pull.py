@@ -23,7 +23,7 @@ delete the model's blob through the API, so a refused blob never stays.
 
 The model library is whatever ``library.host``/``library.port`` name (5.3
 and later take the host only, on port 443): Hailo's, or an HTTPS server on
-the LAN (README: "A model library on the LAN"). Like upstream, its TLS
+the LAN (docs/fleet.md: "A model library on the LAN"). Like upstream, its TLS
 certificate is not verified (a self-signed one works): what protects a pull
 is the sha256 in the local manifest, checked by the server after the
 download. Every message names the library used.

@@ -1,9 +1,11 @@
 """Files generated from the settings schema: the conffile, the debconf
-templates, the example preseed and hailo-ollama.yaml(5).
+templates, the example preseed, hailo-ollama.yaml(5) and the README's table
+of settings.
 
-``python3 -m hailo_ollama_service.config.generate conffile|templates|preseed|man5``
-prints one of them; ``make generate`` writes the first three into the tree
-and unit tests fail when the committed copies drift from the schema
+``python3 -m hailo_ollama_service.config.generate conffile|templates|preseed|man5|settings-table``
+prints one of them; ``make generate`` writes the conffile, templates, preseed
+and table into the tree and unit tests fail when the committed copies drift
+from the schema
 (debian/rules builds the man page). The command's own man page and
 completion come from its command table (``cli.docs``).
 """
@@ -15,7 +17,7 @@ import textwrap
 from typing import Callable
 
 from hailo_ollama_service.config.schema import SETTINGS, Setting, sections, yaml_scalar
-from hailo_ollama_service.constants import DEBCONF_PACKAGE
+from hailo_ollama_service.constants import DEBCONF_PACKAGE, DOC_DIR
 
 CONFFILE_HEADER = """\
 /etc/hailo/hailo-ollama.yaml: settings of the hailo-ollama service.
@@ -110,7 +112,9 @@ def man5() -> str:
                         (f"; debconf question: {DEBCONF_PACKAGE}/{setting.question}" if setting.question else ""))]
     lines += [".SH EXAMPLE", ".nf", "server:", "  port: 11500", "resource_limits:", '  memory_max: "3G"', ".fi",
               ".SH SEE ALSO", ".BR hailo-ollama-service (8),", ".BR dpkg-reconfigure (8),",
-              ".BR systemd.resource-control (5)"]
+              ".BR systemd.resource-control (5)", ".PP",
+              roff(f"The README, with this table of settings and how to change them: {DOC_DIR}/README.md; the pages "
+                   f"on security, fleets and the rest: {DOC_DIR}/docs/ (compressed when large: read them with zless).")]
     return "\n".join(lines) + "\n"
 
 
@@ -131,6 +135,21 @@ def preseed() -> str:
     return "\n".join(out) + "\n"
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def settings_table() -> str:
+    """Return the README's table of settings (Markdown): every setting of the
+    schema with its default, its debconf question and its help text."""
+    out = ["| setting | default | debconf question | meaning |", "|---|---|---|---|"]
+    for setting in SETTINGS:
+        question = f"`{setting.question}`" if setting.question else "–"
+        out.append(f"| `{setting.key}` | `{yaml_scalar(setting, setting.default)}` | {question} | "
+                   f"{_cell(setting.help)} |")
+    return "\n".join(out) + "\n"
+
+
 def print_generated(module: str, makers: dict[str, Callable[[], str]], argv: list[str]) -> int:
     """Print the file that ``makers`` makes for the name in argv[0] (``python3
     -m MODULE NAME``); return the exit status, 2 with a usage line otherwise."""
@@ -144,7 +163,8 @@ def print_generated(module: str, makers: dict[str, Callable[[], str]], argv: lis
 def main(argv: list[str]) -> int:
     """Print the generated file named by argv[0]; return the exit status."""
     return print_generated("hailo_ollama_service.config.generate",
-                           {"conffile": conffile, "templates": templates, "man5": man5, "preseed": preseed}, argv)
+                           {"conffile": conffile, "templates": templates, "man5": man5, "preseed": preseed,
+                            "settings-table": settings_table}, argv)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def _versions(value: Any) -> Any:
 
 
 def report_json(found: list[Check]) -> dict[str, Any]:
-    """The stable ``--json`` document (see README: doctor --json); "stack" is
+    """The stable ``--json`` document (see docs/doctor.md: doctor --json); "stack" is
     the stack check's versions (null when that check did not run)."""
     counts = {status: sum(1 for c in found if c.status == status) for status in STATUSES}
     versions = next((c.versions for c in found if isinstance(c, StackCheck)), None)

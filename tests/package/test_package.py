@@ -6,12 +6,15 @@ installs missing build dependencies itself). See conftest.py for HOS_DEB.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+
+from hailo_ollama_service.constants import DOC_PAGES
 
 from package_helpers import PACKAGE, REPO, changelog_version, need, run
 
@@ -382,6 +385,22 @@ def test_the_generated_man_pages_and_bash_completion_are_shipped(contents, unpac
         assert path in contents, path
     completion = (unpacked / "usr/share/bash-completion/completions/hailo-ollama-service").read_text()
     assert "complete " in completion and "render" in completion
+
+
+def test_the_readme_and_the_pi_owners_pages_are_installed_and_the_man_pages_point_there(contents, unpacked):
+    doc = "/usr/share/doc/hailo-ollama-service"
+    pages = ["README.md"] + [f"docs/{page}.md" for page in DOC_PAGES]
+    for page in pages:
+        # dh_compress compresses what is larger than 4 KiB
+        assert f"{doc}/{page}" in contents or f"{doc}/{page}.gz" in contents, page
+        installed = unpacked / doc.lstrip("/") / page
+        text = (gzip.decompress(installed.with_name(installed.name + ".gz").read_bytes()).decode()
+                if not installed.exists() else installed.read_text())
+        assert text == (REPO / page).read_text(), f"{page}: not the page of the source tree"
+    assert not any("contributing" in path for path in contents)
+    for man in ("man8/hailo-ollama-service.8.gz", "man5/hailo-ollama.yaml.5.gz"):
+        roff = gzip.decompress((unpacked / "usr/share/man" / man).read_bytes()).decode()
+        assert "/usr/share/doc/hailo\\-ollama\\-service/" in roff, man
 
 
 def test_the_build_leaves_the_source_tree_clean(built):

@@ -148,7 +148,7 @@ class Debs:
 
     PREVIOUS_VERSION = "1.0.0"
     PREVIOUS_TAG = "v1.0.0"
-    LAST_RELEASE = "1.5.0"
+    LAST_RELEASE = "1.6.0"
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)

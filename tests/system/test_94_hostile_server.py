@@ -5,7 +5,7 @@ the API. The stand-in's hostile modes (tests/standin/README.md, "Hostile
 modes") play that server: a byte a second, an endless body or line, an
 endless header block, terminal escapes in the version and model names,
 JSON nested 100 000 levels deep. Against each, every command root runs
-that reads the API must end within its stated bound (README, Security),
+that reads the API must end within its stated bound (docs/security.md),
 stay under MEMORY_KIB of resident memory, print no raw control character,
 and say what is wrong in one line. A process named `hailo-ollama` run by
 another user on the port must not pass for our server.
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.system
 
 HOSTILE = f"{product.STANDIN_CONTROL}/hostile"
 MEMORY_KIB = 100 * 1024
-# The bounds the README states (Security: "Every read from the API ...").
+# The bounds docs/security.md states (Security: "Every read from the API ...").
 BOUNDS = {
     "verify": (["verify"], 20),
     "doctor": (["doctor"], 45),

@@ -47,6 +47,20 @@ def test_make_demo_leaves_the_api_answering_and_make_demo_stop_leaves_nothing_ru
         os_release = (Path(state["run_dir"]) / "root/etc/os-release").read_text()
         assert f"VERSION_CODENAME={harness.SUITE}" in os_release, os_release
         assert f"Debian {harness.SUITE}" in up.stdout
+        # Pulls work offline (the README's sentence): the container has no
+        # name server, and the library is the stand-in's on 127.0.0.1.
+        resolv = (Path(state["run_dir"]) / "root/etc/resolv.conf").read_text()
+        assert "nameserver" not in resolv, resolv
+        port = state["library_port"]
+        assert f"127.0.0.1:{port}" in up.stdout
+        pull = subprocess.run(["nsenter", "-t", str(state["init_pid"]), "-a", "hailo-ollama-service", "pull",
+                               "qwen2:1.5b"], capture_output=True, text=True, timeout=300)
+        assert pull.returncode == 0, pull.stdout[-2000:] + pull.stderr[-2000:]
+        lines = pull.stdout.splitlines()
+        assert lines[0] == f"downloading qwen2:1.5b from library 127.0.0.1:{port}", lines[:3]
+        assert lines[-1] == "success", lines[-3:]
+        with urllib.request.urlopen("http://127.0.0.1:11434/api/tags", timeout=10) as reply:
+            assert "qwen2:1.5b" in {m["name"] for m in json.loads(reply.read())["models"]}
     finally:
         down = subprocess.run(["make", "-C", str(product.REPO), "demo-stop"], capture_output=True, text=True,
                               timeout=300)
