@@ -168,12 +168,7 @@ def main() -> int:
     ap.add_argument("--idle", type=int, default=1000, help="idle connections of the load (default 1000)")
     ap.add_argument("--wait", type=float, default=20, help="seconds to watch them be closed (default 20)")
     args = ap.parse_args()
-    missing = harness.prerequisites()
-    if missing:
-        print("needs " + ", ".join(missing), file=sys.stderr)
-        return 2
-    harness.set_suite(args.suite)
-    harness.install_signal_handlers()
+    harness.start_bench(args.suite)
     debs = product.Debs(Path(tempfile.mkdtemp(prefix="hos-access-bench-")))
     c = harness.Container("access-bench", root=harness.ensure_root(flavour="access"))
     rows: list[tuple[str, str, str, str]] = []

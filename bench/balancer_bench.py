@@ -58,12 +58,7 @@ def main() -> int:
                     help="the stand-in's seconds per token (8 tokens a chat; default 0.2)")
     ap.add_argument("--suite", default="trixie", choices=harness.SUPPORTED_SUITES)
     args = ap.parse_args()
-    missing = harness.prerequisites()
-    if missing:
-        print("needs " + ", ".join(missing), file=sys.stderr)
-        return 2
-    harness.set_suite(args.suite)
-    harness.install_signal_handlers()
+    harness.start_bench(args.suite)
     work = Path(tempfile.mkdtemp(prefix="hos-balancer-bench-"))
     debs = product.Debs(work / "debs")
     f = fleet.boot_fleet(3, work, name="bench")

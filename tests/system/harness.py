@@ -897,6 +897,19 @@ def destroy_all() -> None:
 atexit.register(destroy_all)
 
 
+def start_bench(suite: str | None) -> None:
+    """What every benchmark script does first: exit (status 2, one line)
+    when a prerequisite is missing, then take SUITE (when given) and the
+    signal handlers that remove its containers on Ctrl-C."""
+    missing = prerequisites()
+    if missing:
+        print("needs " + ", ".join(missing), file=sys.stderr)
+        raise SystemExit(2)
+    if suite:
+        set_suite(suite)
+    install_signal_handlers()
+
+
 def install_signal_handlers() -> None:
     """Turn SIGTERM/SIGHUP into KeyboardInterrupt: pytest then stops the
     session and runs the fixture finalizers (and atexit tears down the rest)."""
