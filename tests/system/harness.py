@@ -451,7 +451,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def clean_stale() -> None:
-    """Remove run dirs and network namespaces left by runs that died."""
+    """Remove run dirs, network namespaces and cgroups left by runs that
+    died.  Called with the runs lock held (see Container)."""
     if RUNS_DIR.is_dir():
         for run in RUNS_DIR.iterdir():
             if (run / "kept").exists():  # HOS_KEEP_RUN=1: left for inspection
@@ -474,7 +475,48 @@ def clean_stale() -> None:
             if netns.is_file():
                 name = netns.read_text().strip()
                 host_run(["ip", "netns", "del", name], check=False)
+            record = run / "cgroups"
+            if record.is_file():
+                for line in record.read_text().split():
+                    remove_cgroup(Path(line))
             shutil.rmtree(run, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- cgroups
+def container_cgroups(name: str) -> list[Path]:
+    """The cgroup directories a container called NAME boots in, one per
+    hierarchy that systemd in a container uses (the named v1 "systemd" one
+    and the unified one, on a hybrid host; the unified one alone on a
+    cgroup-v2 host): NAME below the cgroup of this process.
+    systemd-nspawn --keep-unit puts its payload under the cgroup it was
+    started in; without a cgroup of its own, every container of the host
+    would share one "payload" cgroup, and two containers' systemd would
+    manage the same "system.slice/hailo-ollama.service" (EIO, 219/CGROUP)."""
+    found = []
+    entries = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        entries[controllers] = path
+    v1 = Path("/sys/fs/cgroup/systemd")
+    if "name=systemd" in entries and (v1 / "cgroup.procs").exists():
+        found.append(v1 / entries["name=systemd"].lstrip("/") / name)
+    for v2 in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        if "" in entries and (v2 / "cgroup.controllers").exists():
+            found.append(v2 / entries[""].lstrip("/") / name)
+            break
+    return found
+
+
+def remove_cgroup(path: Path) -> None:
+    """Remove the cgroup PATH and what systemd left below it, deepest first
+    (only empty cgroups can go; a cgroup still in use stays)."""
+    if not path.is_dir():
+        return
+    for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda entry: -entry[0].count("/")):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------- network
@@ -530,9 +572,12 @@ class Container:
         self.base = root or ensure_root()
         self.keep = os.environ.get("HOS_KEEP_RUN") == "1" if keep is None else keep
         RUNS_DIR.mkdir(parents=True, exist_ok=True)
-        clean_stale()
-        self.run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=RUNS_DIR))
-        (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
+        # Under a lock: another run's clean_stale must never see this run
+        # directory before it names its owner (it would remove it as stale).
+        with _FileLock(CACHE_DIR / ".runs.lock", timeout=600):
+            clean_stale()
+            self.run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=RUNS_DIR))
+            (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
         self.root = self.run_dir / "root"
         self.net: Network | None = None
         self.proc: subprocess.Popen | None = None
@@ -585,6 +630,11 @@ class Container:
                "--console=read-only", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
                *extra_args]
         log(f"{self.name}: boot #{self.boots} ({self.net.name}, {self.net.ip})")
+        cgroups = self._cgroups()
+        if cgroups:  # a shell that moves itself into them, then becomes nspawn
+            moves = " && ".join(f'echo $$ > "${i + 1}/cgroup.procs"' for i in range(len(cgroups)))
+            cmd = ["/bin/sh", "-c", f'{moves} && shift {len(cgroups)} && exec "$@"', "sh",
+                   *map(str, cgroups), *cmd]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         (self.run_dir / "nspawn.pid").write_text(f"{self.proc.pid}\n")
@@ -604,6 +654,25 @@ class Container:
             raise HarnessError(f"container init did not appear within {timeout}s")
         if wait:
             self.wait_until_running(timeout=max(10.0, deadline - time.monotonic()))
+
+    def _cgroups(self) -> list[Path]:
+        """This container's own cgroups (see container_cgroups), made and
+        recorded in the run directory; empty when they cannot be made."""
+        cgroups = container_cgroups(f"hos-{self.run_dir.name}")
+        try:
+            for cgroup in cgroups:
+                cgroup.mkdir(exist_ok=True)
+        except OSError as e:
+            log(f"{self.name}: no cgroup of its own ({e}); it shares nspawn's")
+            return []
+        (self.run_dir / "cgroups").write_text("".join(f"{c}\n" for c in cgroups))
+        return cgroups
+
+    def _remove_cgroups(self) -> None:
+        record = self.run_dir / "cgroups"
+        if record.is_file():
+            for line in record.read_text().split():
+                remove_cgroup(Path(line))
 
     def _find_init(self) -> int | None:
         """The container's PID 1: a descendant of nspawn whose innermost NSpid is 1."""
@@ -717,6 +786,7 @@ class Container:
         if self.net:
             self.net.destroy()
             self.net = None
+        self._remove_cgroups()
         if self.keep:
             log(f"{self.name}: kept {self.run_dir} (remove it by hand)")
             (self.run_dir / "kept").write_text("")
