@@ -43,7 +43,10 @@ import fleet
 import harness
 import product
 
-pytestmark = [pytest.mark.system, pytest.mark.release_independent]
+# Release independent, and run on bookworm: the two releases' suites run at
+# once, and trixie's has the other fleet tests (which release the library
+# and its Pis run does not change what is tested: nginx, HTTPS, the CLI).
+pytestmark = [pytest.mark.system, pytest.mark.release_independent("bookworm")]
 
 # The library's root: the base root plus nginx and ssl-cert (harness.FLAVOURS
 # is the registry of root flavours; this test registers its own).
