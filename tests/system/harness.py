@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -278,7 +279,7 @@ def cached_venv(path: Path, requirements: list[str], timeout: float = 1800) -> P
     Raises HarnessError when venv or pip fails."""
     marker = path / ".hos-requirements"
     wanted = "\n".join(requirements) + "\n"
-    with _FileLock(CACHE_DIR / ".venv.lock", timeout=timeout):
+    with host_lock("venv", timeout=timeout):
         if marker.is_file() and marker.read_text() == wanted:
             return path / "bin/python3"
         shutil.rmtree(path, ignore_errors=True)
@@ -475,10 +476,7 @@ def clean_stale() -> None:
             if netns.is_file():
                 name = netns.read_text().strip()
                 host_run(["ip", "netns", "del", name], check=False)
-            record = run / "cgroups"
-            if record.is_file():
-                for line in record.read_text().split():
-                    remove_cgroup(Path(line))
+            remove_recorded_cgroups(run)
             shutil.rmtree(run, ignore_errors=True)
 
 
@@ -507,6 +505,14 @@ def container_cgroups(name: str) -> list[Path]:
     return found
 
 
+def remove_recorded_cgroups(run_dir: Path) -> None:
+    """Remove the cgroups a container of RUN_DIR recorded (its file "cgroups")."""
+    record = run_dir / "cgroups"
+    if record.is_file():
+        for line in record.read_text().split():
+            remove_cgroup(Path(line))
+
+
 def remove_cgroup(path: Path) -> None:
     """Remove the cgroup PATH and what systemd left below it, deepest first
     (only empty cgroups can go; a cgroup still in use stays)."""
@@ -520,6 +526,13 @@ def remove_cgroup(path: Path) -> None:
 
 
 # ---------------------------------------------------------------- network
+def free_port() -> int:
+    """A TCP port of the host's 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class Network:
     """A network namespace with a veth pair to the host."""
 
@@ -574,7 +587,7 @@ class Container:
         RUNS_DIR.mkdir(parents=True, exist_ok=True)
         # Under a lock: another run's clean_stale must never see this run
         # directory before it names its owner (it would remove it as stale).
-        with _FileLock(CACHE_DIR / ".runs.lock", timeout=600):
+        with host_lock("runs", timeout=600):
             clean_stale()
             self.run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=RUNS_DIR))
             (self.run_dir / "owner.pid").write_text(f"{os.getpid()}\n")
@@ -667,12 +680,6 @@ class Container:
             return []
         (self.run_dir / "cgroups").write_text("".join(f"{c}\n" for c in cgroups))
         return cgroups
-
-    def _remove_cgroups(self) -> None:
-        record = self.run_dir / "cgroups"
-        if record.is_file():
-            for line in record.read_text().split():
-                remove_cgroup(Path(line))
 
     def _find_init(self) -> int | None:
         """The container's PID 1: a descendant of nspawn whose innermost NSpid is 1."""
@@ -786,7 +793,7 @@ class Container:
         if self.net:
             self.net.destroy()
             self.net = None
-        self._remove_cgroups()
+        remove_recorded_cgroups(self.run_dir)
         if self.keep:
             log(f"{self.name}: kept {self.run_dir} (remove it by hand)")
             (self.run_dir / "kept").write_text("")

@@ -154,7 +154,9 @@ class Debs:
         self.workdir = Path(workdir)
 
     @staticmethod
-    def _build(cmd, outdir: Path, pattern: str, timeout=900, cwd: Path = REPO) -> Path:
+    def build(cmd, outdir: Path, pattern: str, timeout=900, cwd: Path = REPO) -> Path:
+        """Run the package build CMD (in CWD, without the unit tests) and return
+        the one file matching PATTERN it left in OUTDIR; ProductError otherwise."""
         outdir.mkdir(parents=True, exist_ok=True)
         # The unit tests have their own stage (make check); the package build
         # for the system tests does not run them a second time.
@@ -175,7 +177,7 @@ class Debs:
         if os.environ.get("HOS_DEB"):
             return Path(os.environ["HOS_DEB"]).resolve()
         out = self.workdir / "current"
-        return self._build([str(REPO / "tools/build-deb"), "--outdir", str(out)], out,
+        return self.build([str(REPO / "tools/build-deb"), "--outdir", str(out)], out,
                            f"{PACKAGE}_*_all.deb")
 
     @functools.cached_property
@@ -202,7 +204,7 @@ class Debs:
         if not (tree / "tools/build-deb").is_file():
             raise ProductError(f"commit {commit} (release {version}) has no tools/build-deb")
         out = self.workdir / f"release-{version}"
-        deb = self._build([str(tree / "tools/build-deb"), "--outdir", str(out)], out,
+        deb = self.build([str(tree / "tools/build-deb"), "--outdir", str(out)], out,
                           f"{PACKAGE}_*_all.deb", cwd=tree)
         built = deb_field(deb, "Version")
         if built != version:
@@ -214,7 +216,7 @@ class Debs:
         if os.environ.get("HOS_STANDIN_DIR"):
             return Path(os.environ["HOS_STANDIN_DIR"]).resolve()
         out = self.workdir / "standin"
-        self._build([str(REPO / "tests/standin/build-debs"), str(out)], out,
+        self.build([str(REPO / "tests/standin/build-debs"), str(out)], out,
                     f"{UPSTREAM}_5.1.1-*_all.deb")
         return out
 
@@ -229,7 +231,7 @@ class Debs:
             raise ProductError(f"{PEER_TARBALL} is missing: the real server's tarball "
                                "(set HOS_PEER_TARBALL or HOS_REAL_SERVER_DEB)")
         out = self.workdir / "real-server"
-        return self._build([str(REPO / "tests/realserver/build-deb"), str(PEER_TARBALL), str(out)],
+        return self.build([str(REPO / "tests/realserver/build-deb"), str(PEER_TARBALL), str(out)],
                            out, f"{UPSTREAM}_*_amd64.deb")
 
     def standin(self, version: str = "5.1.1") -> Path:
@@ -312,6 +314,18 @@ def wait_for(predicate, timeout: float, interval: float = 0.25, what: str = "con
         if time.monotonic() > deadline:
             return None
         time.sleep(interval)
+
+
+def start_standin_library(c: harness.Container, port: int, unit: str = "standin-library",
+                          timeout: float = 30) -> None:
+    """Run the stand-in package's HTTPS model library (self-signed) in C as
+    the transient UNIT on PORT of loopback, and wait until it listens.
+    Raises ProductError when it does not within TIMEOUT seconds."""
+    c.exec(["systemd-run", f"--unit={unit}", "--quiet", "hailo-ollama-standin-library", "--port", str(port)])
+    if not wait_for(lambda: "LISTEN" in c.exec(["ss", "-ltn", f"sport = :{port}"], check=False).stdout,
+                    timeout):
+        raise ProductError(f"the stand-in's model library ({unit}) does not listen on port {port} "
+                           f"within {timeout:g} s")
 
 
 def jobs(c) -> list[str]:

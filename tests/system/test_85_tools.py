@@ -116,9 +116,8 @@ def test_pull_prints_progress_lines_and_lands_the_blob(installed_system, shipped
     c = installed_system
     # No internet in the container: the stand-in package's HTTPS model
     # library (self-signed) on loopback plays the library.
-    c.exec(["systemd-run", "--unit=standin-library", "hailo-ollama-standin-library", "--port", "8443"])
+    product.start_standin_library(c, 8443)
     try:
-        assert product.wait_for(lambda: "LISTEN" in c.exec(["ss", "-ltn", "sport = :8443"], check=False).stdout, 30)
         product.write_conffile(c, shipped_conffile + "\nlibrary:\n  host: 127.0.0.1\n  port: 8443\n")
         product.settle(c)
         assert product.wait_answering(c, timeout=60)

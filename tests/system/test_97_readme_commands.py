@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -260,14 +259,12 @@ def newer_debs(hos_deb, tmp_path_factory) -> tuple[Path, Path]:
     line (repacked with dpkg-deb), so that an edited conffile meets a
     changed one, the case in which dpkg asks."""
     out = tmp_path_factory.mktemp("readme-upgrades")
-    env = dict(os.environ, DEB_BUILD_OPTIONS=(os.environ.get("DEB_BUILD_OPTIONS", "") + " nocheck").strip())
     built = []
     for n in (1, 2):
         version = f"{product.deb_field(hos_deb, 'Version')}+readme{n}"
-        cp = subprocess.run([str(product.REPO / "tools/build-deb"), "--version", version, "--outdir",
-                             str(out / str(n))], capture_output=True, text=True, timeout=900, env=env)
-        assert cp.returncode == 0, cp.stdout[-2000:] + cp.stderr[-3000:]
-        built.append(out / str(n) / f"{product.PACKAGE}_{version}_all.deb")
+        built.append(product.Debs.build([str(product.REPO / "tools/build-deb"), "--version", version,
+                                          "--outdir", str(out / str(n))], out / str(n),
+                                         f"{product.PACKAGE}_{version}_all.deb"))
     tree = out / "tree"
     subprocess.run(["dpkg-deb", "-R", str(built[1]), str(tree)], check=True)
     with open(tree / product.CONFFILE.lstrip("/"), "a") as conffile:
@@ -312,8 +309,7 @@ def test_prerequisites_hailos_package_installs_from_the_download(pi):
     assert product.dpkg_status(pi, product.UPSTREAM) == "install ok installed 5.1.1-1"
     assert pi.exists("/usr/bin/hailo-ollama")
     # scaffolding: Hailo's model library, on 443 of dev-public.hailo.ai (/etc/hosts)
-    pi.exec(["systemd-run", "--unit=readme-library", "hailo-ollama-standin-library", "--port", "443"])
-    assert product.wait_for(lambda: "LISTEN" in pi.exec(["ss", "-ltn", "sport = :443"]).stdout, 30)
+    product.start_standin_library(pi, 443, unit="readme-library")
 
 
 @phase

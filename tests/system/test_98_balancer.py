@@ -35,7 +35,6 @@ import difflib
 import http.server
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -491,12 +490,6 @@ class PiStandIn:
         return [s for s in self.seen if not s[2]]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def local_balancer(ansible_playbook, tmp_path):
     """start(where, extra_vars): the template rendered by the play for one stand-in Pi,
@@ -507,7 +500,7 @@ def local_balancer(ansible_playbook, tmp_path):
     def start(where: str, extra: dict):
         pi = PiStandIn()
         started.append(pi)
-        port, stats = free_port(), free_port()
+        port, stats = harness.free_port(), harness.free_port()
         inventory = tmp_path / "local.ini"
         inventory.write_text(f"[hailo_pis]\nfake-pi hos_api_address=127.0.0.1 hos_api_port={pi.port}\n")
         extra = dict(extra, hos_balancer_pools=[{"name": "hailo", "group": "hailo_pis", "port": port}],

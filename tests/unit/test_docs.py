@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hailo_ollama_service.config.generate import settings_table
 from hailo_ollama_service.constants import DOC_PAGES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,13 +142,6 @@ def test_the_package_installs_the_readme_and_every_docs_page_but_the_contributor
                for line in install if line.startswith("docs/"))
     assert installed == sorted(f"docs/{page}.md" for page in DOC_PAGES)
     assert sorted(p.stem for p in DOCS.glob("*.md")) == sorted([*DOC_PAGES, "contributing"])
-
-
-def test_the_readme_table_of_settings_is_the_one_generated_from_the_schema():
-    text = README.read_text()
-    start = text.index("<!-- settings-table:")
-    block = text[text.index("\n", start) + 1:text.index("<!-- end settings-table -->")]
-    assert block == settings_table(), "run: make generate"
 
 
 def test_the_readme_commands_name_no_version_and_install_by_glob():

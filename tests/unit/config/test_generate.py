@@ -21,6 +21,13 @@ def test_the_debconf_templates_are_the_ones_generated_from_the_schema():
     assert (REPO / "debian/templates").read_text() == generate.templates(), "run: make generate"
 
 
+def test_the_readme_table_of_settings_is_the_one_generated_from_the_schema():
+    text = (REPO / "README.md").read_text()
+    start = text.index("<!-- settings-table:")
+    block = text[text.index("\n", start) + 1:text.index("<!-- end settings-table -->")]
+    assert block == generate.settings_table(), "run: make generate"
+
+
 def test_every_setting_appears_commented_out_with_its_default_and_help():
     text = generate.conffile()
     for setting in schema.SETTINGS:
